@@ -1,0 +1,226 @@
+"""`meterline demo`: the whole product, end to end, on generated data.
+
+Services up -> schema -> catalog -> tenants with plan history -> costs -> two closed months
+imported as history -> this month recorded live through the SDK (quotas enforced) -> the
+Dagster pipeline (load + dbt) -> a per-tenant summary and where to look next.
+Safe to run again: every step is idempotent and events are deduplicated by id.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import text
+
+from meterline.cli import demo_data as data
+
+HISTORY_MONTHS = 2
+LIVE_BATCH = 1000
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(),
+        MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+    )  # fmt: skip
+
+
+def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None:
+    from billing.catalog import load_catalog
+    from billing.catalog_store import save_catalog
+    from meterline.cli.pipeline import run_pipeline
+    from meterline.cli.runtime import open_runtime
+    from meterline.core.costs import import_costs
+    from meterline.core.services import service_statuses
+
+    started = time.monotonic()
+    console.rule("[bold]Meterline demo")
+    with console.status("starting services and migrating the schema..."):
+        rt = open_runtime()
+    for status in service_statuses(rt.settings):
+        origin = "embedded" if status.state != "external" else "from the environment"
+        console.print(f"  {status.name:<9} {status.url}  [dim]({origin})[/]")
+
+    save_catalog(rt.engine, load_catalog())
+    console.print("  catalog   billing/catalog.yaml loaded")
+
+    now = data.now_utc()
+    today = now.date()
+    this_month = data.month_start(today)
+    people = data.demo_tenants(tenants, today)
+    created = _ensure_tenants(rt, people)
+    console.print(f"  tenants   {len(people)} ({created} new)")
+
+    costs_file = rt.settings.home / "demo" / "costs.csv"
+    costs_file.parent.mkdir(parents=True, exist_ok=True)
+    with costs_file.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["month", "cost_pool", "driver_meter", "amount"])
+        writer.writeheader()
+        for back in range(HISTORY_MONTHS, 0, -1):
+            writer.writerows(data.cost_rows(data.add_months(this_month, -back)))
+    console.print(f"  costs     {import_costs(rt.engine, costs_file)} cost pools imported")
+
+    _import_history(console, rt, people, this_month, scale)
+    live = _record_live(console, rt, people, this_month, now, scale)
+
+    console.print()
+    run_pipeline(rt, console)
+    _print_usage(console, rt, this_month, live)
+    _where_to_look(console, rt, time.monotonic() - started)
+
+
+def _ensure_tenants(rt, people: list[data.DemoTenant]) -> int:
+    from meterline.core import tenants as tenant_store
+
+    existing = {t.tenant_id for t in tenant_store.list_tenants(rt.engine)}
+    created = 0
+    for person in people:
+        if person.tenant_id in existing:
+            continue
+        tenant_store.create_tenant(
+            rt.engine, person.tenant_id, person.plan, name=person.name, email=person.email,
+            at=person.created,
+        )  # fmt: skip
+        for when, change in person.history:
+            if change == "cancel":
+                tenant_store.cancel_tenant(rt.engine, person.tenant_id, at=when)
+            else:
+                tenant_store.set_plan(rt.engine, person.tenant_id, change, at=when)
+        created += 1
+    return created
+
+
+def _import_history(console: Console, rt, people, this_month, scale: float) -> None:
+    from ingestion.importer import import_events
+
+    for back in range(HISTORY_MONTHS, 0, -1):
+        month = data.add_months(this_month, -back)
+        end = data.add_months(month, 1)
+        path = rt.settings.home / "demo" / f"events-{month:%Y-%m}.jsonl"
+        start_dt = datetime(month.year, month.month, 1, tzinfo=UTC)
+        end_dt = datetime(end.year, end.month, 1, tzinfo=UTC)
+        lines = 0
+        with path.open("w") as handle:
+            for person in people:
+                for event in data.usage_events(person, start_dt, end_dt, scale=scale):
+                    handle.write(json.dumps(event, separators=(",", ":")) + "\n")
+                    lines += 1
+        with _progress(console) as progress:
+            task = progress.add_task(f"history {month:%Y-%m} (meterline import)", total=lines)
+            stats = import_events(
+                path, rt.redis, rt.engine, prefix=rt.prefix,
+                on_progress=lambda n, task=task: progress.advance(task, n),
+            )  # fmt: skip
+        console.print(f"  imported  {month:%Y-%m}: {_describe(stats)}")
+
+
+def _record_live(console: Console, rt, people, this_month, now: datetime, scale: float) -> dict:
+    from ingestion.recorder import UsageRecorder
+
+    recorder = UsageRecorder(rt.redis, rt.engine, prefix=rt.prefix)
+    start = datetime(this_month.year, this_month.month, 1, tzinfo=UTC)
+    # Live events must be at most 35 days old; the month start always is.
+    end = now.replace(minute=0, second=0, microsecond=0)
+    events = [e for p in people for e in data.usage_events(p, start, end, scale=scale)]
+    events.sort(key=lambda e: e["timestamp"])
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
+    rejected_by_tenant: dict[str, int] = {}
+    with _progress(console) as progress:
+        task = progress.add_task(f"live {this_month:%Y-%m} (SDK -> Redis)", total=len(events))
+        for i in range(0, len(events), LIVE_BATCH):
+            batch = events[i : i + LIVE_BATCH]
+            result = recorder.record(batch, now=now)
+            totals["accepted"] += result.accepted
+            totals["duplicates"] += result.duplicates
+            totals["rejected"] += result.rejected
+            for event, outcome in zip(batch, result.outcomes, strict=True):
+                if outcome.status == "rejected":
+                    tid = event["tenant_id"]
+                    rejected_by_tenant[tid] = rejected_by_tenant.get(tid, 0) + 1
+            progress.advance(task, len(batch))
+    console.print(
+        f"  live      {totals['accepted']:,} accepted, {totals['duplicates']:,} duplicates "
+        f"(already recorded), {totals['rejected']:,} refused by hard quotas"
+    )
+    return rejected_by_tenant
+
+
+def _describe(stats) -> str:
+    parts = []
+    for name in ("accepted", "inserted", "loaded", "duplicates", "rejected"):
+        value = getattr(stats, name, None)
+        if isinstance(value, int):
+            parts.append(f"{value:,} {name}")
+    return ", ".join(parts) or str(stats)
+
+
+METERS = ("api_calls", "storage_gb", "compute_seconds", "bandwidth_gb", "active_users")
+
+
+def _print_usage(console: Console, rt, month, rejected: dict[str, int]) -> None:
+    with rt.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                """
+                select t.tenant_id, coalesce(s.plan_id, 'canceled') as plan_id, u.meter, u.quantity
+                from meterline.tenants t
+                left join meterline.subscriptions s
+                  on s.tenant_id = t.tenant_id and s.effective_to is null
+                left join analytics.fct_usage_monthly u
+                  on u.tenant_id = t.tenant_id and u.month = :month
+                order by t.tenant_id
+                """
+            ),
+            {"month": month},
+        ).all()
+    usage: dict[str, dict[str, float]] = {}
+    plans: dict[str, str] = {}
+    for tenant_id, plan_id, meter, quantity in rows:
+        plans[tenant_id] = plan_id
+        if meter:
+            usage.setdefault(tenant_id, {})[meter] = quantity
+    table = Table(title=f"Usage per tenant, {month:%B %Y} (analytics.fct_usage_monthly)")
+    table.add_column("tenant")
+    table.add_column("plan")
+    for meter in METERS:
+        table.add_column(meter, justify="right")
+    table.add_column("refused", justify="right")
+    for tenant_id in sorted(plans, key=lambda t: -float(usage.get(t, {}).get("api_calls", 0))):
+        cells = [_fmt(usage.get(tenant_id, {}).get(m)) for m in METERS]
+        refused = rejected.get(tenant_id, 0)
+        table.add_row(
+            tenant_id, plans[tenant_id], *cells, f"[red]{refused:,}[/]" if refused else ""
+        )
+    console.print(table)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    number = float(value)
+    return f"{number:,.0f}" if number >= 100 or number == int(number) else f"{number:,.2f}"
+
+
+def _where_to_look(console: Console, rt, seconds: float) -> None:
+    from meterline.core.db import libpq_url
+
+    console.rule(f"[bold green]demo complete in {seconds:.0f} s")
+    console.print(
+        "\n".join(
+            [
+                "Where to look next:",
+                "  Dagster UI ............ make ui            (then http://127.0.0.1:3000)",
+                f"  BI / SQL (analytics) .. psql {libpq_url(rt.database_url)}",
+                "  HTTP API .............. .venv/bin/meterline serve   (docs at http://127.0.0.1:8000/docs)",
+                "  tenants ............... .venv/bin/meterline tenants list",
+                "  stop services ......... .venv/bin/meterline services down",
+                f"  generated data ........ {rt.settings.home / 'demo'}",
+            ]
+        )
+    )

@@ -1,0 +1,61 @@
+"""What every CLI command that touches data needs: services up, env exported, schema migrated."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+from meterline.core.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database_url: str
+    redis_url: str
+    dagster_database_url: str
+
+    @cached_property
+    def engine(self):
+        from meterline.core.db import get_engine
+
+        return get_engine(self.database_url)
+
+    @cached_property
+    def redis(self):
+        import redis
+
+        return redis.Redis.from_url(self.redis_url)
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.redis_prefix
+
+
+def export_environment(settings: Settings, database_url: str, redis_url: str) -> None:
+    """Make the resolved services visible to Dagster resources and dbt (same process or children)."""
+    from meterline.core.db import dbt_environment, libpq_url
+
+    os.environ.update(
+        {
+            "DATABASE_URL": libpq_url(database_url),
+            "REDIS_URL": redis_url,
+            "METERLINE_REDIS_PREFIX": settings.redis_prefix,
+            "METERLINE_HOME": str(settings.home),
+            "DAGSTER_HOME": str(settings.resolved_dagster_home),
+            **dbt_environment(database_url),
+        }
+    )
+
+
+def open_runtime(*, migrate: bool = True) -> Runtime:
+    from meterline.core.db import migrate as run_migrations
+    from meterline.core.services import ensure_services
+
+    settings = Settings.from_env()
+    urls = ensure_services(settings)
+    export_environment(settings, urls.database_url, urls.redis_url)
+    if migrate:
+        run_migrations(urls.database_url)
+    return Runtime(settings, urls.database_url, urls.redis_url, urls.dagster_database_url)

@@ -1,0 +1,38 @@
+"""The dbt project as Dagster sees it: one cached ``DbtProject`` and its CLI resource."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
+
+
+@cache
+def meterline_dbt_project() -> DbtProject:
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    project.prepare_if_dev()
+    if _manifest_is_stale(project):
+        # Outside `dagster dev` (CLI, tests, CI) parse once when the models changed, so the
+        # code location never loads an outdated manifest.
+        project.preparer.prepare(project)
+    return project
+
+
+def _manifest_is_stale(project: DbtProject) -> bool:
+    manifest = project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    watched = [DBT_PROJECT_DIR / "dbt_project.yml"]
+    for folder in ("models", "macros", "seeds", "tests", "snapshots", "analyses"):
+        root = DBT_PROJECT_DIR / folder
+        if root.exists():
+            watched.extend(p for p in root.rglob("*") if p.is_file())
+    return any(p.stat().st_mtime > built for p in watched)
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=meterline_dbt_project())
