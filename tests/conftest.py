@@ -83,7 +83,10 @@ def test_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServ
         }
     )
     (home / "dagster").mkdir(exist_ok=True)
-    Settings.from_env()  # fail early on a bad environment
+    from meterline.core.services import dagster_database_url, write_dagster_yaml
+
+    # Dagster runs of the tests go to dagster-postgres in the run's own database.
+    write_dagster_yaml(Settings.from_env(), dagster_database_url(database_url))
     try:
         yield TestServices(database_url, redis_url, prefix, home)
     finally:

@@ -135,11 +135,9 @@ def catalog_load(
 
 def _refresh_plan_caches(rt, tenant_id: str | None = None) -> None:
     """Plan limits are cached in Redis; drop the cache so a change takes effect at once."""
-    try:
-        from ingestion.recorder import invalidate_plan_cache
-    except ImportError:  # ingestion engine not installed in this build
-        return
-    invalidate_plan_cache(rt.redis, prefix=rt.prefix, tenant_id=tenant_id)
+    from ingestion.recorder import UsageRecorder
+
+    UsageRecorder(rt.redis, rt.engine, prefix=rt.prefix).invalidate_plan_cache(tenant_id)
 
 
 # --- tenants ---------------------------------------------------------------------------------

@@ -6,8 +6,6 @@ marts read ``analytics/fct_usage_daily``), its group is its folder under ``marts
 to the ingestion assets' keys, so the lineage graph is one connected picture.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Mapping
 from typing import Any

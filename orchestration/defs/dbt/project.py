@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -10,8 +13,16 @@ from dagster_dbt import DbtCliResource, DbtProject
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 
 
+def _dbt_on_path() -> None:
+    """dbt is installed next to this interpreter; make it findable without an activated venv."""
+    bin_dir = str(Path(sys.executable).parent)
+    if shutil.which("dbt") is None and (Path(bin_dir) / "dbt").exists():
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
 @cache
 def meterline_dbt_project() -> DbtProject:
+    _dbt_on_path()
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     project.prepare_if_dev()
     if _manifest_is_stale(project):

@@ -1,7 +1,5 @@
 """Ingestion assets: drain the Redis stream into Postgres and snapshot the live counters."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from orchestration.resources import PostgresResource, RedisResource
@@ -48,7 +46,9 @@ def usage_events(redis: RedisResource, postgres: PostgresResource) -> dg.Materia
             "rows_loaded": dg.MetadataValue.int(stats.rows_loaded),
             "duplicates_skipped": dg.MetadataValue.int(stats.duplicates_skipped),
             "lag_seconds": dg.MetadataValue.float(float(stats.lag_seconds or 0)),
-            "oldest_pending_seconds": dg.MetadataValue.float(float(stats.oldest_pending_seconds or 0)),
+            "oldest_pending_seconds": dg.MetadataValue.float(
+                float(stats.oldest_pending_seconds or 0)
+            ),
             "elapsed_seconds": dg.MetadataValue.float(round(stats.elapsed_seconds, 3)),
         }
     )
