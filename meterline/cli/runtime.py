@@ -15,6 +15,9 @@ class Runtime:
     database_url: str
     redis_url: str
     dagster_database_url: str
+    stripe_api_key: str
+    stripe_api_base: str | None
+    stripe_emulated: bool
 
     @cached_property
     def engine(self):
@@ -33,12 +36,17 @@ class Runtime:
         return self.settings.redis_prefix
 
 
-def export_environment(settings: Settings, database_url: str, redis_url: str) -> None:
+def export_environment(settings: Settings, urls) -> None:
     """Make the resolved services visible to Dagster resources and dbt (same process or children)."""
     from meterline.core.db import dbt_environment, libpq_url
 
+    database_url, redis_url = urls.database_url, urls.redis_url
+    stripe = {"STRIPE_API_KEY": urls.stripe_api_key}
+    if urls.stripe_api_base:
+        stripe["STRIPE_API_BASE"] = urls.stripe_api_base
     os.environ.update(
         {
+            **stripe,
             "DATABASE_URL": libpq_url(database_url),
             "REDIS_URL": redis_url,
             "METERLINE_REDIS_PREFIX": settings.redis_prefix,
@@ -55,7 +63,10 @@ def open_runtime(*, migrate: bool = True) -> Runtime:
 
     settings = Settings.from_env()
     urls = ensure_services(settings)
-    export_environment(settings, urls.database_url, urls.redis_url)
+    export_environment(settings, urls)
     if migrate:
         run_migrations(urls.database_url)
-    return Runtime(settings, urls.database_url, urls.redis_url, urls.dagster_database_url)
+    return Runtime(
+        settings, urls.database_url, urls.redis_url, urls.dagster_database_url,
+        urls.stripe_api_key, urls.stripe_api_base, urls.stripe_emulated,
+    )  # fmt: skip

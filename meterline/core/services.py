@@ -27,6 +27,7 @@ PG_USER = "postgres"
 PG_DATABASE = "meterline"
 DEFAULT_PG_PORT = 54329
 DEFAULT_REDIS_PORT = 63799
+DEFAULT_STRIPE_PORT = 12111
 START_TIMEOUT_S = 60.0
 
 
@@ -317,6 +318,88 @@ class EmbeddedRedis:
         )
 
 
+class EmbeddedStripe:
+    """The built-in Stripe emulator (``python -m billing.stripe_emulator``), state under
+    ``<home>/stripe``. Used whenever ``STRIPE_API_KEY`` is unset; never talks to Stripe."""
+
+    name = "stripe"
+    api_key = "sk_test_meterline_emulator"
+
+    def __init__(self, home: Path):
+        self.root = home / "stripe"
+        self.pidfile = self.root / "emulator.pid"
+        self.log = self.root / "emulator.log"
+        self.port_file = self.root / "port"
+
+    def pid(self) -> int | None:
+        if not self.pidfile.exists():
+            return None
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(self.pidfile.read_text().strip())
+            if _pid_alive(pid):
+                return pid
+        return None
+
+    def port(self) -> int | None:
+        return int(self.port_file.read_text()) if self.port_file.exists() else None
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port()}"
+
+    def start(self) -> None:
+        if self.pid() is not None:
+            return
+        import sys
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        port = _choose_port(self.port_file, DEFAULT_STRIPE_PORT)
+        repo_root = Path(__file__).resolve().parents[2]
+        with self.log.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "billing.stripe_emulator", "--host", "127.0.0.1",
+                 "--port", str(port), "--state-dir", str(self.root / "state")],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=repo_root,
+                start_new_session=True,
+            )  # fmt: skip
+        self.pidfile.write_text(str(proc.pid))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise ServiceError(
+                    f"the Stripe emulator exited at start (log: {self.log}); "
+                    "set STRIPE_API_KEY to use Stripe itself"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), timeout=0.5),
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"the Stripe emulator did not answer within 60 s (log: {self.log})"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        _wait_gone(pid, "Stripe emulator")
+        self.pidfile.unlink(missing_ok=True)
+
+    def status(self) -> ServiceStatus:
+        pid = self.pid()
+        return ServiceStatus(
+            name=self.name,
+            state="running" if pid else "stopped",
+            url=self.url() if self.port() else None,
+            pid=pid,
+            data_dir=str(self.root),
+            detail="built-in Stripe emulator (set STRIPE_API_KEY to use Stripe)",
+        )
+
+
 def _wait_gone(pid: int, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while _pid_alive(pid):
@@ -346,6 +429,9 @@ class ServiceUrls:
     database_url: str
     redis_url: str
     dagster_database_url: str
+    stripe_api_key: str
+    stripe_api_base: str | None  # None: the SDK's default (api.stripe.com)
+    stripe_emulated: bool
 
 
 def _with_database(url: str, database: str) -> str:
@@ -362,12 +448,17 @@ def dagster_database_url(database_url: str) -> str:
     return _with_database(database_url, f"{name}_dagster")
 
 
-def embedded(settings: Settings) -> list[EmbeddedPostgres | EmbeddedRedis]:
-    services: list[EmbeddedPostgres | EmbeddedRedis] = []
+Embedded = EmbeddedPostgres | EmbeddedRedis | EmbeddedStripe
+
+
+def embedded(settings: Settings) -> list[Embedded]:
+    services: list[Embedded] = []
     if not settings.database_url:
         services.append(EmbeddedPostgres(settings.home))
     if not settings.redis_url:
         services.append(EmbeddedRedis(settings.home))
+    if not settings.stripe_api_key:
+        services.append(EmbeddedStripe(settings.home))
     return services
 
 
@@ -387,7 +478,11 @@ def ensure_services(settings: Settings) -> ServiceUrls:
             f"DATABASE_URL: {exc}; create it yourself or grant CREATEDB"
         ) from exc
     write_dagster_yaml(settings, dagster_url)
-    return ServiceUrls(database_url, redis_url, dagster_url)
+    if settings.stripe_api_key:
+        stripe = (settings.stripe_api_key, settings.stripe_api_base, False)
+    else:
+        stripe = (EmbeddedStripe.api_key, EmbeddedStripe(settings.home).url(), True)
+    return ServiceUrls(database_url, redis_url, dagster_url, *stripe)
 
 
 def _db_name(url: str) -> str:
@@ -398,7 +493,7 @@ def _db_name(url: str) -> str:
 
 def stop_services(settings: Settings) -> None:
     with _locked(settings.home):
-        for service in embedded(settings):
+        for service in reversed(embedded(settings)):
             service.stop()
 
 
@@ -407,7 +502,13 @@ def service_statuses(settings: Settings) -> list[ServiceStatus]:
     if settings.database_url:
         statuses.insert(0, ServiceStatus("postgres", "external", _redact(settings.database_url)))
     if settings.redis_url:
-        statuses.append(ServiceStatus("redis", "external", _redact(settings.redis_url)))
+        statuses.insert(1, ServiceStatus("redis", "external", _redact(settings.redis_url)))
+    if settings.stripe_api_key:
+        statuses.append(
+            ServiceStatus(
+                "stripe", "external", settings.stripe_api_base or "https://api.stripe.com"
+            )
+        )
     return statuses
 
 

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def meterline(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DAGSTER_HOME")}
+    unset = ("DATABASE_URL", "REDIS_URL", "DAGSTER_HOME", "STRIPE_API_KEY", "STRIPE_API_BASE")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["METERLINE_HOME"] = str(home)
     return subprocess.run(
         [sys.executable, "-m", "meterline.cli.app", *args],
@@ -38,6 +39,7 @@ def test_up_reuses_down_stops_and_data_survives(tmp_path):
     assert first.returncode == 0, first.stderr
     running = status(home)
     assert running["postgres"]["state"] == running["redis"]["state"] == "running"
+    assert running["stripe"]["state"] == "running"  # the emulator, since STRIPE_API_KEY is unset
     pg_url, redis_url = running["postgres"]["url"], running["redis"]["url"]
     assert pg_url.startswith("postgresql://postgres@127.0.0.1:")
     assert redis_url.startswith("redis://127.0.0.1:")
