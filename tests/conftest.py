@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +43,15 @@ def _drop_database(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def test_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServices]:
-    from meterline.core.services import EmbeddedPostgres, EmbeddedRedis, ensure_database
-    from meterline.core.settings import Settings
+def test_services() -> Iterator[TestServices]:
     from sqlalchemy.engine import make_url
 
-    home = tmp_path_factory.mktemp("meterline_home")
+    from meterline.core.services import EmbeddedPostgres, EmbeddedRedis, ensure_database
+    from meterline.core.settings import Settings
+
+    # Not under pytest's basetemp: pytest resets that tree to mode 0700 when another session
+    # starts, and the embedded PostgreSQL runs as an unprivileged user when we are root.
+    home = Path(tempfile.mkdtemp(prefix="meterline-test-"))
     run_id = secrets.token_hex(4)
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
 
@@ -104,6 +109,7 @@ def test_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServ
         _drop_database(admin_url, db_name)
         for service in reversed(started):
             service.stop()
+        shutil.rmtree(home, ignore_errors=True)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -136,9 +142,10 @@ TABLES = (
 @pytest.fixture
 def db(engine, test_services: TestServices):
     """A clean database (no tenants, no usage) with the default catalog loaded, and clean Redis."""
+    from sqlalchemy import text
+
     from billing.catalog import load_catalog
     from billing.catalog_store import save_catalog
-    from sqlalchemy import text
 
     with engine.begin() as conn:
         conn.execute(text(f"truncate {TABLES} restart identity cascade"))

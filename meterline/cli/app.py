@@ -282,6 +282,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json)."""
     import uvicorn
+
     from ingestion.api import create_app
 
     rt = _runtime()

@@ -441,11 +441,19 @@ def _with_database(url: str, database: str) -> str:
 
 
 def dagster_database_url(database_url: str) -> str:
-    """Dagster keeps its run and event storage in its own database on the same server."""
+    """Dagster keeps its run and event storage in its own database on the same server.
+
+    dagster-postgres is written for psycopg2 (its NOTIFY uses psycopg2 parameter styles), so
+    the URL names that driver explicitly; SQLAlchemy 2.1 would otherwise pick psycopg 3.
+    """
     from sqlalchemy.engine import make_url
 
-    name = make_url(database_url).database or PG_DATABASE
-    return _with_database(database_url, f"{name}_dagster")
+    parsed = make_url(database_url)
+    name = parsed.database or PG_DATABASE
+    return (
+        parsed.set(drivername="postgresql+psycopg2", database=f"{name}_dagster")
+        .render_as_string(hide_password=False)
+    )
 
 
 Embedded = EmbeddedPostgres | EmbeddedRedis | EmbeddedStripe

@@ -2,11 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
+import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +36,15 @@ def our_processes(home: Path) -> list[str]:
     return [line for line in out.splitlines() if str(home) in line and "ps -eo" not in line]
 
 
-def test_up_reuses_down_stops_and_data_survives(tmp_path):
-    home = tmp_path / "home"
+@pytest.fixture
+def home():
+    # Outside pytest's basetemp (see tests/conftest.py): PostgreSQL runs as another user.
+    path = Path(tempfile.mkdtemp(prefix="meterline-svc-"))
+    yield path / "home"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_up_reuses_down_stops_and_data_survives(home):
     first = meterline(home, "services", "up")
     assert first.returncode == 0, first.stderr
     running = status(home)

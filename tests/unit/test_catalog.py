@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 import yaml
+
 from billing.catalog import DEFAULT_CATALOG, CatalogError, load_catalog, parse_catalog
 
 

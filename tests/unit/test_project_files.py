@@ -31,7 +31,7 @@ def test_docker_compose_services_refer_to_things_that_exist():
             continue
         program = command[0]
         if program == "meterline":
-            module, func = scripts["meterline"].split(":")
+            module, _func = scripts["meterline"].split(":")
             assert _module_exists(module), module
             assert command[1] in {"serve", "migrate"}, name
         elif program.startswith("dagster"):

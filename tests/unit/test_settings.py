@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from meterline.core.settings import DEFAULT_GRACE_HOURS, Settings, SettingsError
 
 

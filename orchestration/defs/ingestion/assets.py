@@ -1,5 +1,7 @@
 """Ingestion assets: drain the Redis stream into Postgres and snapshot the live counters."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from orchestration.resources import PostgresResource, RedisResource
@@ -31,6 +33,10 @@ control_tables = [
     kinds={"redis", "postgres"},
     owners=OWNERS,
     deps=[["meterline", "tenants"], ["meterline", "meters"]],
+    # Loaded every minute by `ingest_every_minute`; stale after 10 minutes means the loader stopped.
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=10), warn_window=timedelta(minutes=3)
+    ),
     description=(
         "Raw usage events, drained from the Redis stream with a consumer group: COPY, "
         "insert ON CONFLICT DO NOTHING on (tenant_id, event_id), commit, then XACK. "

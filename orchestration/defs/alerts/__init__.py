@@ -1,0 +1,1 @@
+"""Quota-threshold alerts and admin notifications (sensor, notification job, notifier)."""
