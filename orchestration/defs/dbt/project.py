@@ -22,12 +22,15 @@ def _dbt_on_path() -> None:
 
 @cache
 def meterline_dbt_project() -> DbtProject:
+    """The project, with a manifest that matches the models on disk.
+
+    Instead of ``prepare_if_dev()`` (which re-parses in every `dagster dev` process), parse only
+    when a model, macro, seed or test changed since the last manifest, everywhere: the webserver,
+    the daemon and the CLI then load in seconds and never run on an outdated manifest.
+    """
     _dbt_on_path()
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-    project.prepare_if_dev()
     if _manifest_is_stale(project):
-        # Outside `dagster dev` (CLI, tests, CI) parse once when the models changed, so the
-        # code location never loads an outdated manifest.
         project.preparer.prepare(project)
     return project
 
