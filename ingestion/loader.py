@@ -1,0 +1,353 @@
+"""Stream -> Postgres: exactly once in ``raw.usage_events``.
+
+Each tenant's accepted events sit in its stream ``<prefix>:{t}:events`` as entries of
+COPY-ready rows. :func:`load_stream` drains them with the consumer group ``loader``:
+
+1. reclaim entries other consumers left pending for longer than ``reclaim_idle_ms``
+   (a crashed run) with XAUTOCLAIM, then re-read this consumer's own pending entries;
+2. read new entries with XREADGROUP in bounded batches (about ``batch_size`` rows);
+3. COPY the rows into a temporary table and ``INSERT ... ON CONFLICT (tenant_id, event_id)
+   DO NOTHING`` into ``raw.usage_events``; commit;
+4. only then XACK and XDEL the entries (deleting exactly the acknowledged ids, so nothing
+   unacknowledged is ever trimmed).
+
+A crash before the commit leaves the entries pending and Postgres untouched; a crash after the
+commit and before the XACK leaves them pending too, and the next run inserts nothing new for
+them (the primary key turns them into ``duplicates_skipped``) before acknowledging. Either
+way, once the next run finishes every event is in Postgres exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from redis.exceptions import ResponseError
+from sqlalchemy import Engine, text
+
+from ingestion import keys
+
+CrashHook = Callable[[str], None]
+STREAMS_PER_READ = 64
+
+_TEMP_TABLE = """
+create temp table if not exists ml_load_rows (
+    tenant_id text, event_id text, meter text, value numeric,
+    occurred_us bigint, dimensions jsonb, received_us bigint
+) on commit delete rows
+"""
+_INSERT = """
+insert into raw.usage_events
+    (tenant_id, event_id, meter, value, occurred_at, dimensions, received_at)
+select tenant_id, event_id, meter, value,
+       timestamptz 'epoch' + occurred_us * interval '1 microsecond',
+       dimensions,
+       timestamptz 'epoch' + received_us * interval '1 microsecond'
+from ml_load_rows
+on conflict (tenant_id, event_id) do nothing
+"""
+
+
+@dataclass
+class LoadStats:
+    rows_loaded: int = 0
+    duplicates_skipped: int = 0
+    entries_acked: int = 0
+    batches: int = 0
+    streams: int = 0
+    reclaimed: int = 0
+    lag_seconds: float = 0.0  # worst delay stream append -> Postgres commit among loaded rows
+    oldest_pending_seconds: float = 0.0  # age of the oldest entry still in a stream afterwards
+    elapsed_seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        rows = self.rows_loaded + self.duplicates_skipped
+        return rows / self.elapsed_seconds if self.elapsed_seconds else 0.0
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry_ms(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+def stream_keys(redis, engine: Engine | None, *, prefix: str, tenants: Iterable[str] | None = None):
+    """The tenant streams that exist: the registry set plus every tenant in Postgres."""
+    if tenants is not None:
+        candidates = set(tenants)
+    else:
+        candidates = {_text(t) for t in redis.smembers(keys.streams_registry(prefix))}
+        if engine is not None:
+            with engine.connect() as conn:
+                candidates.update(
+                    r[0] for r in conn.execute(text("select tenant_id from meterline.tenants"))
+                )
+    ordered = sorted(candidates)
+    pipe = redis.pipeline(transaction=False)
+    for tenant in ordered:
+        pipe.exists(keys.stream_key(prefix, tenant))
+    found = pipe.execute() if ordered else []
+    return [keys.stream_key(prefix, t) for t, ok in zip(ordered, found, strict=True) if ok]
+
+
+def _ensure_groups(redis, streams: list[str]) -> None:
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xgroup_create(stream, keys.GROUP, id="0")
+    for result in pipe.execute(raise_on_error=False):
+        if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+            raise result
+
+
+def _reclaim(redis, streams: list[str], consumer: str, idle_ms: int) -> int:
+    """Move entries other consumers left pending (idle >= idle_ms) to ``consumer``."""
+    claimed = 0
+    for stream in streams:
+        start = "0-0"
+        while True:
+            try:
+                reply = redis.xautoclaim(
+                    stream, keys.GROUP, consumer, idle_ms, start_id=start, count=1000
+                )
+            except ResponseError as exc:  # pragma: no cover - stream vanished meanwhile
+                if "NOGROUP" in str(exc):
+                    break
+                raise
+            start = _text(reply[0])
+            claimed += len(reply[1])
+            if start == "0-0":
+                break
+    return claimed
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+        self.rows = 0
+        self.entries: dict[str, list[str]] = {}
+        self.oldest_ms: int | None = None
+
+    def add(self, stream: str, entry_id: str, fields) -> None:
+        self.entries.setdefault(stream, []).append(entry_id)
+        ms = _entry_ms(entry_id)
+        if self.oldest_ms is None or ms < self.oldest_ms:
+            self.oldest_ms = ms
+        if not fields:  # pending entry whose data was deleted: acknowledge it, nothing to load
+            return
+        payload = fields.get(b"rows", fields.get("rows"))
+        if payload:
+            if isinstance(payload, str):
+                payload = payload.encode()
+            self.payloads.append(payload)
+            self.rows += int(fields.get(b"n", fields.get("n", 0)))
+
+    def __len__(self) -> int:
+        return sum(len(ids) for ids in self.entries.values())
+
+
+def insert_rows(
+    engine: Engine, payloads: Iterable[bytes], crash_hook: CrashHook | None = None
+) -> int:
+    """COPY COPY-text rows into a temp table, insert them into ``raw.usage_events`` with
+    ``ON CONFLICT DO NOTHING`` and commit. Returns the number of rows actually inserted."""
+    raw = engine.raw_connection()
+    try:
+        conn = raw.driver_connection
+        with conn.cursor() as cur:
+            cur.execute(_TEMP_TABLE)
+            with cur.copy("copy ml_load_rows from stdin") as copy:
+                for payload in payloads:
+                    copy.write(payload)
+            cur.execute(_INSERT)
+            inserted = cur.rowcount
+        if crash_hook:
+            crash_hook("before_commit")
+        conn.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+    return inserted
+
+
+def _flush(redis, engine: Engine, batch: _Batch, stats: LoadStats, crash_hook: CrashHook | None):
+    if not batch.entries:
+        return
+    inserted = insert_rows(engine, batch.payloads, crash_hook) if batch.payloads else 0
+    if crash_hook:
+        crash_hook("after_commit")
+    committed = time.time()
+    pipe = redis.pipeline(transaction=False)
+    for stream, ids in batch.entries.items():
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i : i + 1000]
+            pipe.xack(stream, keys.GROUP, *chunk)
+            pipe.xdel(stream, *chunk)
+    pipe.execute()
+    stats.rows_loaded += inserted
+    stats.duplicates_skipped += batch.rows - inserted
+    stats.entries_acked += len(batch)
+    stats.batches += 1
+    if batch.oldest_ms is not None:
+        stats.lag_seconds = max(stats.lag_seconds, committed - batch.oldest_ms / 1000)
+
+
+def _drain(
+    redis,
+    engine: Engine,
+    streams: list[str],
+    *,
+    consumer: str,
+    start_id: str,
+    batch_size: int,
+    max_entries: int | None,
+    stats: LoadStats,
+    crash_hook: CrashHook | None,
+) -> None:
+    """Read (own pending from ``0`` or new with ``>``) until the streams are drained."""
+    positions = dict.fromkeys(streams, start_id)
+    batch = _Batch()
+    # Rows per entry vary (one API event or a whole SDK batch): start with one entry per
+    # stream, then read about what fills the batch, so a batch overshoots batch_size by at
+    # most one entry per stream read.
+    per_entry_rows = float(batch_size)
+    while positions:
+        if max_entries is not None and stats.entries_acked + len(batch) >= max_entries:
+            break
+        chunk = dict(list(positions.items())[:STREAMS_PER_READ])
+        room = max(0, batch_size - batch.rows)
+        count = max(1, min(1000, int(room / per_entry_rows / len(chunk))))
+        if max_entries is not None:
+            count = max(1, min(count, max_entries - stats.entries_acked - len(batch)))
+        reply = redis.xreadgroup(keys.GROUP, consumer, chunk, count=count)
+        got = {(_text(s)): entries for s, entries in (reply or [])}
+        for stream in chunk:
+            entries = got.get(stream) or []
+            if not entries:
+                del positions[stream]  # drained (pending phase: no more own pending entries)
+                continue
+            for entry_id, fields in entries:
+                batch.add(stream, _text(entry_id), fields)
+            if start_id != ">":
+                positions[stream] = _text(entries[-1][0])
+        if len(batch) and batch.rows:
+            per_entry_rows = max(1.0, batch.rows / len(batch))
+        if batch.rows >= batch_size:
+            _flush(redis, engine, batch, stats, crash_hook)
+            batch = _Batch()
+    _flush(redis, engine, batch, stats, crash_hook)
+
+
+def load_stream(
+    redis,
+    engine: Engine,
+    *,
+    prefix: str,
+    consumer: str = "loader",
+    batch_size: int = 20000,
+    max_entries: int | None = None,
+    reclaim_idle_ms: int = 60000,
+    tenants: Iterable[str] | None = None,
+    crash_hook: CrashHook | None = None,
+) -> LoadStats:
+    """Drain the tenant streams into ``raw.usage_events``, exactly once.
+
+    ``max_entries`` bounds the stream entries handled in this run (None: until drained).
+    ``tenants`` limits the run to those tenants' streams. ``crash_hook(stage)`` is called
+    with ``"before_commit"`` and ``"after_commit"``; tests raise or exit there to simulate a
+    crash at that point.
+    """
+    started = time.perf_counter()
+    stats = LoadStats()
+    streams = stream_keys(redis, engine, prefix=prefix, tenants=tenants)
+    stats.streams = len(streams)
+    if streams:
+        _ensure_groups(redis, streams)
+        stats.reclaimed = _reclaim(redis, streams, consumer, reclaim_idle_ms)
+        common = {
+            "consumer": consumer,
+            "batch_size": batch_size,
+            "max_entries": max_entries,
+            "stats": stats,
+            "crash_hook": crash_hook,
+        }
+        _drain(redis, engine, streams, start_id="0", **common)
+        _drain(redis, engine, streams, start_id=">", **common)
+        stats.oldest_pending_seconds = _oldest_age(redis, streams)
+    stats.elapsed_seconds = time.perf_counter() - started
+    return stats
+
+
+def _oldest_age(redis, streams: list[str]) -> float:
+    """Acknowledged entries are deleted, so whatever is left is pending or not yet read."""
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xrange(stream, count=1)
+    oldest = [_entry_ms(_text(r[0][0])) for r in pipe.execute() if r]
+    if not oldest:
+        return 0.0
+    return max(0.0, time.time() - min(oldest) / 1000)
+
+
+# --- counter snapshots --------------------------------------------------------------------
+def snapshot_counters(
+    redis, engine: Engine, *, prefix: str, now: datetime | None = None, hours: int = 48
+) -> int:
+    """Write the live Redis counters into ``raw.counter_snapshots``: per tenant and meter the
+    current and previous month, and the last ``hours`` hours. Returns rows written."""
+    from ingestion.usage import month_start, read_counters
+
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    snapshot_at = now.replace(microsecond=0)
+    this_month = month_start(now)
+    previous_month = month_start(this_month - timedelta(days=1))
+    hour0 = now.replace(minute=0, second=0, microsecond=0)
+    periods = [("month", this_month), ("month", previous_month)] + [
+        ("hour", hour0 - timedelta(hours=h)) for h in range(hours)
+    ]
+    with engine.connect() as conn:
+        tenants = [r[0] for r in conn.execute(text("select tenant_id from meterline.tenants"))]
+        meters = {
+            r[0]: r[1]
+            for r in conn.execute(text("select meter, aggregation from meterline.meters"))
+        }
+    rows: list[dict] = []
+    for tenant in tenants:
+        counters = read_counters(
+            redis, prefix=prefix, tenant_id=tenant, meters=meters, periods=periods
+        )
+        for (kind, start, meter), (quantity, refused) in counters.items():
+            if quantity == 0 and refused == 0:
+                continue
+            rows.append(
+                {
+                    "snapshot_at": snapshot_at,
+                    "tenant_id": tenant,
+                    "meter": meter,
+                    "period_kind": kind,
+                    "period_start": start,
+                    "quantity": quantity,
+                    "refused": refused,
+                }
+            )
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    """
+                    insert into raw.counter_snapshots
+                        (snapshot_at, tenant_id, meter, period_kind, period_start, quantity, refused)
+                    values (:snapshot_at, :tenant_id, :meter, :period_kind, :period_start,
+                            :quantity, :refused)
+                    on conflict do nothing
+                    """
+                ),
+                rows,
+            )
+    return len(rows)
