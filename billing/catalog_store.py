@@ -93,3 +93,48 @@ def save_catalog(engine: Engine, catalog: Catalog) -> dict[str, int]:
                     )
                     tiers += 1
     return {"meters": len(catalog.meters), "plans": len(catalog.plans), "tiers": tiers}
+
+
+def read_catalog(engine: Engine) -> Catalog:
+    """The catalog as currently loaded in Postgres (what quotas and SQL rating use)."""
+    from decimal import Decimal
+
+    from billing.catalog import Meter, Plan, PlanMeter, Tier
+
+    with engine.connect() as conn:
+        meters = {
+            r.meter: Meter(r.meter, r.aggregation, r.unit, r.unique_dimension, r.description)
+            for r in conn.execute(text("select * from meterline.meters order by meter"))
+        }
+        tiers: dict[tuple[str, str], list[Tier]] = {}
+        for r in conn.execute(
+            text("select * from meterline.price_tiers order by plan_id, meter, tier_index")
+        ):
+            tiers.setdefault((r.plan_id, r.meter), []).append(
+                Tier(r.up_to, Decimal(r.unit_price), Decimal(r.flat_fee))
+            )
+        plan_meters: dict[str, dict[str, PlanMeter]] = {}
+        for r in conn.execute(text("select * from meterline.plan_meters")):
+            plan_meters.setdefault(r.plan_id, {})[r.meter] = PlanMeter(
+                meter=r.meter,
+                pricing=r.pricing_model,
+                limit=r.limit_quantity,
+                hard_limit=r.hard_limit,
+                included=Decimal(r.included_quantity),
+                package_size=r.package_size,
+                tiers=tuple(tiers.get((r.plan_id, r.meter), ())),
+            )
+        plans = {
+            r.plan_id: Plan(
+                plan_id=r.plan_id,
+                name=r.name,
+                base_fee=Decimal(r.base_fee),
+                currency=r.currency.strip(),
+                upgrade_to=r.upgrade_to,
+                description=r.description,
+                meters=plan_meters.get(r.plan_id, {}),
+            )
+            for r in conn.execute(text("select * from meterline.plans order by plan_id"))
+        }
+    currency = next(iter(plans.values())).currency if plans else "USD"
+    return Catalog(currency=currency, meters=meters, plans=plans)

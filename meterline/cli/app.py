@@ -238,8 +238,12 @@ def import_cmd(
             file, rt.redis, rt.engine, prefix=rt.prefix, skip_invalid=skip_invalid,
             rejects_path=rejects_path if skip_invalid else None, on_progress=advance,
         )  # fmt: skip
-    console.print(_stats_line("import", stats))
-    if skip_invalid and getattr(stats, "rejected", 0):
+    console.print(
+        f"import: {stats.lines:,} lines, {stats.accepted:,} new events "
+        f"({stats.live_events:,} live through Redis, {stats.historical_events:,} straight to Postgres), "
+        f"{stats.duplicates:,} duplicates skipped in {stats.elapsed_seconds:.1f} s"
+    )
+    if skip_invalid and stats.rejected:
         console.print(f"[yellow]{stats.rejected} rejected rows written to {rejects_path}[/]")
 
 
@@ -286,9 +290,31 @@ def serve(
     from ingestion.api import create_app
 
     rt = _runtime()
-    application = create_app(rt.engine, rt.redis, prefix=rt.prefix, admin_key=rt.settings.admin_key)
+    application = create_app(
+        rt.engine, rt.redis, prefix=rt.prefix, admin_key=rt.settings.admin_key,
+        cost_estimator=_cost_estimator(rt.engine),
+    )  # fmt: skip
     console.print(f"Meterline API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def _cost_estimator(engine):
+    """Estimated cost so far per meter for /v1/usage, rated by billing on the tenant's plan."""
+    from billing.catalog_store import read_catalog
+    from billing.rating import rate_meter
+
+    catalog = read_catalog(engine)
+
+    def estimate(tenant_id: str, rows) -> dict:
+        costs = {}
+        for row in rows:
+            plan = catalog.plans.get(row.plan_id or "")
+            plan_meter = plan.meters.get(row.meter) if plan else None
+            if plan_meter is not None:
+                costs[row.meter] = rate_meter(plan_meter, row.quantity)
+        return costs
+
+    return estimate
 
 
 @app.command()
@@ -366,11 +392,6 @@ class _progress:
         self._progress.stop()
 
 
-def _stats_line(what: str, stats) -> str:
-    fields = {k: v for k, v in vars(stats).items() if isinstance(v, int | float)}
-    return f"{what}: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in fields.items())
-
-
 def main() -> None:
     """Entry point: run the app; any failure becomes one line on stderr and a non-zero exit."""
     from meterline.cli.errors import describe
@@ -388,6 +409,10 @@ def main() -> None:
         message, user_error = describe(exc)
         err = Console(stderr=True, highlight=False, soft_wrap=True)
         err.print(f"[red]error:[/] {message}")
+        details = getattr(exc, "errors", None)  # e.g. every invalid line of an import
+        if isinstance(details, list):
+            for detail in details:
+                err.print(f"  {detail}", markup=False)
         if not user_error:
             err.print(
                 "[dim]this looks like a bug: rerun with METERLINE_DEBUG=1 for the traceback[/]"

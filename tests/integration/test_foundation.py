@@ -16,3 +16,10 @@ def test_catalog_and_tenants_roundtrip(db):
     assert limits == 25
     [acme] = tenants.list_tenants(db)
     assert acme.plan_id == "enterprise"
+
+
+def test_catalog_read_back_from_postgres_equals_the_file(db):
+    from billing.catalog import load_catalog
+    from billing.catalog_store import read_catalog
+
+    assert read_catalog(db) == load_catalog()

@@ -1,0 +1,278 @@
+"""The rating engine: usage quantities and a plan's prices -> invoice lines, in ``Decimal``.
+
+The rule (the same as the dbt rating models, to the cent):
+
+- ``billable = max(0, quantity - included)``; tiers apply to billable units.
+- graduated: tier ``i`` covers ``(up_to[i-1], up_to[i]]`` (the first starts at 0, the last is
+  unbounded); every unit costs its tier's ``unit_price``, and each tier with at least one unit
+  adds its ``flat_fee`` once.
+- volume: all billable units at the ``unit_price`` of the first tier with ``up_to >= billable``
+  (or the unbounded last one), plus that tier's ``flat_fee``; nothing when ``billable == 0``.
+- package: ``ceil(billable / package_size) * tiers[0].unit_price``.
+- flat: ``tiers[0].flat_fee`` once when ``billable > 0``.
+- none: never charged.
+
+``rate_meter`` is exact (unrounded). Each invoice line is rounded once, half-up, to the
+currency's minor unit (``billing.money.to_minor``); an invoice total is the sum of its rounded
+lines. A mid-month plan change prorates base fees by the fraction of the month's seconds spent
+on each plan; usage is rated on the plan in force at the end of the month.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import ROUND_CEILING, Decimal
+
+from billing.catalog import Plan, PlanMeter
+from billing.money import minor_unit, to_minor
+
+ZERO = Decimal(0)
+
+# How a meter reads on an invoice: "API calls: 1,234,567 calls".
+METER_LABELS = {
+    "api_calls": "API calls",
+    "storage_gb": "Storage (peak)",
+    "compute_seconds": "Compute",
+    "bandwidth_gb": "Bandwidth",
+    "active_users": "Active users",
+}
+METER_UNITS = {
+    "api_calls": "calls",
+    "storage_gb": "GB",
+    "compute_seconds": "s",
+    "bandwidth_gb": "GB",
+    "active_users": "users",
+}
+
+
+class RatingError(ValueError):
+    """A plan cannot be rated as configured; the message names the plan/meter and the fix."""
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One rated invoice line. ``amount`` is in integer minor units of ``currency``."""
+
+    line_key: str
+    line_type: str  # base_fee | usage | adjustment
+    meter: str | None
+    plan_id: str | None
+    quantity: Decimal
+    amount: int
+    currency: str
+    description: str
+    exact_amount: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class PlanSpan:
+    """A plan in force over ``[start, end)`` (``end=None``: still in force)."""
+
+    plan: Plan
+    start: datetime
+    end: datetime | None = None
+
+
+def billable_quantity(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
+    return max(ZERO, Decimal(quantity) - plan_meter.included)
+
+
+def rate_meter(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
+    """The exact (unrounded) charge for ``quantity`` of one meter under ``plan_meter``."""
+    quantity = Decimal(quantity)
+    if quantity < 0:
+        raise RatingError(
+            f"{plan_meter.meter}: quantity must be >= 0, got {quantity}; "
+            "negative usage is a data error upstream"
+        )
+    pricing = plan_meter.pricing
+    if pricing == "none":
+        return ZERO
+    tiers = plan_meter.tiers
+    if not tiers:
+        raise RatingError(f"{plan_meter.meter}: pricing {pricing} needs at least one tier")
+    billable = billable_quantity(plan_meter, quantity)
+    if pricing == "graduated":
+        total = ZERO
+        lower = ZERO
+        for tier in tiers:
+            upper = billable if tier.up_to is None else min(billable, tier.up_to)
+            units = upper - lower
+            if units > 0:
+                total += units * tier.unit_price + tier.flat_fee
+            if tier.up_to is None or tier.up_to >= billable:
+                break
+            lower = tier.up_to
+        return total
+    if pricing == "volume":
+        if billable == 0:
+            return ZERO
+        for tier in tiers:
+            if tier.up_to is None or tier.up_to >= billable:
+                return billable * tier.unit_price + tier.flat_fee
+        raise RatingError(f"{plan_meter.meter}: the last volume tier must be unbounded")
+    if pricing == "package":
+        size = plan_meter.package_size
+        if size is None or size <= 0:
+            raise RatingError(f"{plan_meter.meter}: package pricing needs package_size > 0")
+        packages = (billable / size).to_integral_value(rounding=ROUND_CEILING)
+        return packages * tiers[0].unit_price
+    if pricing == "flat":
+        return tiers[0].flat_fee if billable > 0 else ZERO
+    raise RatingError(
+        f"{plan_meter.meter}: unknown pricing {pricing!r} (use graduated, volume, package, flat or none)"
+    )
+
+
+def format_quantity(quantity: Decimal) -> str:
+    """``1234567`` -> ``1,234,567``; ``150.5`` -> ``150.5`` (no float, no trailing zeros)."""
+    quantity = Decimal(quantity)
+    if quantity == quantity.to_integral_value():
+        return f"{int(quantity):,}"
+    text = f"{quantity.normalize():,f}"
+    return text
+
+
+def describe_usage(meter: str, quantity: Decimal, unit: str | None = None) -> str:
+    """The invoice line text for a usage line: ``API calls: 1,234,567 calls``."""
+    label = METER_LABELS.get(meter, meter.replace("_", " ").capitalize())
+    unit = unit or METER_UNITS.get(meter, "units")
+    return f"{label}: {format_quantity(quantity)} {unit}"
+
+
+def usage_line(plan: Plan, meter: str, quantity: Decimal, currency: str) -> InvoiceLine:
+    exact = rate_meter(plan.meters[meter], quantity)
+    return InvoiceLine(
+        line_key=f"usage:{meter}",
+        line_type="usage",
+        meter=meter,
+        plan_id=plan.plan_id,
+        quantity=Decimal(quantity),
+        amount=to_minor(exact, currency),
+        currency=currency.upper(),
+        description=describe_usage(meter, quantity),
+        exact_amount=exact,
+    )
+
+
+def base_fee_line(
+    plan: Plan, currency: str, *, fraction: Decimal = Decimal(1), key: str = "base_fee"
+) -> InvoiceLine:
+    exact = plan.base_fee * fraction
+    text = f"{plan.name} plan base fee"
+    if fraction != 1:
+        text += f" (prorated {(fraction * 100).quantize(Decimal('0.01'))}% of the month)"
+    return InvoiceLine(
+        line_key=key,
+        line_type="base_fee",
+        meter=None,
+        plan_id=plan.plan_id,
+        quantity=fraction,
+        amount=to_minor(exact, currency),
+        currency=currency.upper(),
+        description=text,
+        exact_amount=exact,
+    )
+
+
+def rate_invoice(
+    plan: Plan,
+    usage: Mapping[str, Decimal],
+    currency: str | None = None,
+    *,
+    include_zero: bool = False,
+) -> list[InvoiceLine]:
+    """Lines of a month on one plan: the base fee, then one line per charged meter.
+
+    ``usage`` maps meter -> quantity for the month. Lines of amount 0 are left out unless
+    ``include_zero``. Meters the plan does not price are ignored (they are not billable).
+    """
+    currency = (currency or plan.currency).upper()
+    minor_unit(currency)  # unknown currency -> clear error
+    lines: list[InvoiceLine] = []
+    base = base_fee_line(plan, currency)
+    if include_zero or base.amount != 0:
+        lines.append(base)
+    for meter in sorted(usage):
+        if meter not in plan.meters:
+            continue
+        line = usage_line(plan, meter, Decimal(usage[meter]), currency)
+        if include_zero or line.amount != 0:
+            lines.append(line)
+    return lines
+
+
+def invoice_total(lines: Sequence[InvoiceLine]) -> int:
+    """The invoice total: the sum of the rounded lines (minor units)."""
+    return sum(line.amount for line in lines)
+
+
+def month_bounds(period: date) -> tuple[datetime, datetime]:
+    """``[first instant of the month, first instant of the next month)`` in UTC."""
+    start = datetime(period.year, period.month, 1, tzinfo=UTC)
+    if period.month == 12:
+        end = datetime(period.year + 1, 1, 1, tzinfo=UTC)
+    else:
+        end = datetime(period.year, period.month + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def rate_period(
+    spans: Sequence[PlanSpan],
+    usage: Mapping[str, Decimal],
+    period: date,
+    currency: str | None = None,
+    *,
+    include_zero: bool = False,
+) -> list[InvoiceLine]:
+    """Lines of a month with a plan history: a prorated base fee + usage on the month-end plan.
+
+    Each plan in force during the month contributes ``base_fee * seconds_on_plan /
+    seconds_in_month``; the sum is one ``base_fee`` line, rounded once (as the dbt mart does).
+    Usage is rated on the plan in force at the end of the month (the last span overlapping it).
+    """
+    start, end = month_bounds(period)
+    month_seconds = Decimal(int((end - start).total_seconds()))
+    overlapping: list[tuple[PlanSpan, Decimal]] = []
+    for span in sorted(spans, key=lambda s: s.start):
+        lo = max(start, span.start)
+        hi = min(end, span.end) if span.end is not None else end
+        if hi > lo:
+            seconds = Decimal(int((hi - lo).total_seconds()))
+            overlapping.append((span, seconds / month_seconds))
+    if not overlapping:
+        return []
+    final_plan = overlapping[-1][0].plan
+    currency = (currency or final_plan.currency).upper()
+    lines: list[InvoiceLine] = []
+    exact = sum((span.plan.base_fee * fraction for span, fraction in overlapping), ZERO)
+    if len(overlapping) == 1 and overlapping[0][1] == 1:
+        text = f"{final_plan.name} plan base fee"
+    else:
+        notes = " + ".join(
+            f"{span.plan.name} {(fraction * 100).quantize(Decimal('0.1'))}%"
+            for span, fraction in overlapping
+        )
+        text = f"Base fee, prorated: {notes}"
+    base = InvoiceLine(
+        line_key="base_fee",
+        line_type="base_fee",
+        meter=None,
+        plan_id=final_plan.plan_id,
+        quantity=Decimal(1),
+        amount=to_minor(exact, currency),
+        currency=currency,
+        description=text,
+        exact_amount=exact,
+    )
+    if include_zero or base.amount != 0:
+        lines.append(base)
+    for meter in sorted(usage):
+        if meter not in final_plan.meters:
+            continue
+        line = usage_line(final_plan, meter, Decimal(usage[meter]), currency)
+        if include_zero or line.amount != 0:
+            lines.append(line)
+    return lines
