@@ -32,6 +32,7 @@ class TestServices:
     redis_url: str
     redis_prefix: str
     home: Path
+    stripe_api_base: str
 
 
 def _drop_database(admin_url: str, name: str) -> None:
@@ -77,23 +78,31 @@ def test_services() -> Iterator[TestServices]:
     database_url = make_url(server_url).set(database=db_name).render_as_string(hide_password=False)
     prefix = f"mltest_{run_id}"
 
-    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "METERLINE_HOME", "METERLINE_REDIS_PREFIX", "DAGSTER_HOME")}
-    os.environ.update(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "METERLINE_HOME": str(home),
-            "METERLINE_REDIS_PREFIX": prefix,
-            "DAGSTER_HOME": str(home / "dagster"),
-        }
-    )
+    # A Stripe emulator for the run (in a thread): Dagster's billing assets and the CLI reach
+    # it through the official SDK over HTTP, exactly as they would reach Stripe.
+    from billing.stripe_emulator import start_emulator
+
+    stripe_emulator = start_emulator(state_dir=home / "stripe")
+    exported = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "METERLINE_HOME": str(home),
+        "METERLINE_REDIS_PREFIX": prefix,
+        "DAGSTER_HOME": str(home / "dagster"),
+        "STRIPE_API_KEY": "sk_test_meterline_tests",
+        "STRIPE_API_BASE": stripe_emulator.url,
+        "BILLING_GRACE_HOURS": "72",
+        "METERLINE_REPORTS_DIR": str(home / "reports"),
+    }
+    saved = {k: os.environ.get(k) for k in exported}
+    os.environ.update(exported)
     (home / "dagster").mkdir(exist_ok=True)
     from meterline.core.services import dagster_database_url, write_dagster_yaml
 
     # Dagster runs of the tests go to dagster-postgres in the run's own database.
     write_dagster_yaml(Settings.from_env(), dagster_database_url(database_url))
     try:
-        yield TestServices(database_url, redis_url, prefix, home)
+        yield TestServices(database_url, redis_url, prefix, home, stripe_emulator.url)
     finally:
         from meterline.core.db import get_engine
 
@@ -107,6 +116,7 @@ def test_services() -> Iterator[TestServices]:
         client.close()
         _drop_database(admin_url, f"{db_name}_dagster")
         _drop_database(admin_url, db_name)
+        stripe_emulator.stop()
         for service in reversed(started):
             service.stop()
         shutil.rmtree(home, ignore_errors=True)

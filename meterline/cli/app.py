@@ -269,6 +269,24 @@ def pipeline_run() -> None:
 
 
 @app.command()
+def invoice(month: str = typer.Option(..., "--month", help="Billing month YYYY-MM.")) -> None:
+    """Create the month's Stripe invoices (materializes that billing partition)."""
+    from meterline.cli.billing import run_invoice
+
+    period = _parse_month(month)
+    run_invoice(_runtime(), console, period)
+
+
+@app.command()
+def reconcile(month: str = typer.Option(..., "--month", help="Billing month YYYY-MM.")) -> None:
+    """Reconcile Stripe against the expected amounts and write the finance report."""
+    from meterline.cli.billing import run_reconcile
+
+    period = _parse_month(month)
+    run_reconcile(_runtime(), console, period)
+
+
+@app.command()
 def demo(
     tenants: int = typer.Option(20, help="How many demo tenants."),
     scale: float = typer.Option(1.0, help="Multiply the generated usage volume."),

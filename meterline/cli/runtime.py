@@ -41,9 +41,10 @@ def export_environment(settings: Settings, urls) -> None:
     from meterline.core.db import dbt_environment, libpq_url
 
     database_url, redis_url = urls.database_url, urls.redis_url
-    stripe = {"STRIPE_API_KEY": urls.stripe_api_key}
-    if urls.stripe_api_base:
-        stripe["STRIPE_API_BASE"] = urls.stripe_api_base
+    stripe = {
+        "STRIPE_API_KEY": urls.stripe_api_key,
+        "STRIPE_API_BASE": urls.stripe_api_base or "https://api.stripe.com",
+    }
     os.environ.update(
         {
             **stripe,
@@ -52,6 +53,8 @@ def export_environment(settings: Settings, urls) -> None:
             "METERLINE_REDIS_PREFIX": settings.redis_prefix,
             "METERLINE_HOME": str(settings.home),
             "DAGSTER_HOME": str(settings.resolved_dagster_home),
+            "BILLING_GRACE_HOURS": str(settings.billing_grace_hours),
+            "METERLINE_REPORTS_DIR": str(settings.reports_dir),
             **dbt_environment(database_url),
         }
     )

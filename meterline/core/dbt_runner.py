@@ -85,8 +85,8 @@ def _failure_message(
         results = json.loads(results_file.read_text())["results"]
         for item in results:
             if item.get("status") in ("error", "fail", "runtime error"):
-                message = (item.get("message") or "").strip().splitlines()
-                failures.append(f"{item['unique_id']}: {message[0] if message else item['status']}")
+                message = " ".join((item.get("message") or item["status"]).split())
+                failures.append(f"{item['unique_id']}: {message[:300]}")
     except (OSError, ValueError, KeyError):
         pass
     if not failures:

@@ -450,10 +450,9 @@ def dagster_database_url(database_url: str) -> str:
 
     parsed = make_url(database_url)
     name = parsed.database or PG_DATABASE
-    return (
-        parsed.set(drivername="postgresql+psycopg2", database=f"{name}_dagster")
-        .render_as_string(hide_password=False)
-    )
+    return parsed.set(
+        drivername="postgresql+psycopg2", database=f"{name}_dagster"
+    ).render_as_string(hide_password=False)
 
 
 Embedded = EmbeddedPostgres | EmbeddedRedis | EmbeddedStripe

@@ -104,7 +104,11 @@ def notify_quota_threshold(
         "Deliver one quota-threshold alert (requested by quota_threshold_sensor with the run "
         "key quota:<tenant>:<meter>:<threshold>:<YYYY-MM>)."
     ),
-    tags={"domain": "alerts"},
+    tags={"domain": "alerts", "dagster/priority": "10"},
+    # One op: run it in the run worker itself. The multiprocess default would start a second
+    # process and load the code location again (10-20 s on a busy 2-core machine), which
+    # matters for the <= 60 s crossing -> notification target.
+    executor_def=dg.in_process_executor,
 )
 def quota_notification_job():
     notify_quota_threshold()
