@@ -31,22 +31,27 @@ class Directory:
         self.miss_interval = miss_interval
         self.tenants: dict[str, str] = {}
         self.meters: dict[str, MeterInfo] = {}
+        self.canceled_at: dict[str, int] = {}  # tenant -> cancellation time, epoch microseconds
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
         with self.engine.connect() as conn:
-            tenants = {
-                r[0]: r[1]
-                for r in conn.execute(text("select tenant_id, status from meterline.tenants"))
-            }
+            rows = conn.execute(
+                text(
+                    "select tenant_id, status, "
+                    "(extract(epoch from canceled_at) * 1000000)::bigint from meterline.tenants"
+                )
+            ).all()
+            tenants = {r[0]: r[1] for r in rows}
+            canceled_at = {r[0]: r[2] for r in rows if r[1] == "canceled" and r[2] is not None}
             meters = {
                 r[0]: MeterInfo(r[0], r[1], r[2], r[3])
                 for r in conn.execute(
                     text("select meter, aggregation, unit, unique_dimension from meterline.meters")
                 )
             }
-        self.tenants, self.meters = tenants, meters
+        self.tenants, self.meters, self.canceled_at = tenants, meters, canceled_at
         self._loaded_at = time.monotonic()
 
     def fresh(self) -> Directory:

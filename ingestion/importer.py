@@ -163,15 +163,20 @@ def _validate_chunk(chunk, recorder: UsageRecorder, now: datetime):
     return validate_batch(good, recorder.directory, now=now, historical=True), bad
 
 
-def _split(batch: PreparedBatch, cutoff_us: int) -> tuple[PreparedBatch, list[str]]:
-    """Live part (a PreparedBatch) and the historical part (COPY rows)."""
+def _split(
+    batch: PreparedBatch, cutoff_us: int, inactive: set[str]
+) -> tuple[PreparedBatch, list[str]]:
+    """Live part (a PreparedBatch) and the historical part (COPY rows).
+
+    A canceled tenant's history (validation only lets through events from before the cancel)
+    goes straight to Postgres: its live counters are closed and Redis would refuse it."""
     live = PreparedBatch(size=0, received_us=batch.received_us)
     historical: list[str] = []
     for position, occurred in enumerate(batch.occurred_us):
-        if occurred < cutoff_us:
+        tenant = batch.tenant_ids[position]
+        if occurred < cutoff_us or tenant in inactive:
             historical.append(batch.rows[position])
             continue
-        tenant = batch.tenant_ids[position]
         live.by_tenant.setdefault(tenant, []).append(live.size)
         live.size += 1
         live.ids.append(batch.ids[position])
@@ -233,7 +238,8 @@ def import_events(
                         orjson.dumps({"line": number, "error": message, "raw": raw}) + b"\n"
                     )
             stats.valid += batch.size
-            live, historical = _split(batch, cutoff_us)
+            inactive = {t for t, status in recorder.directory.tenants.items() if status != "active"}
+            live, historical = _split(batch, cutoff_us, inactive)
             if live.size:
                 result = recorder.record_prepared(live, enforce_limits=False, write_stream=True)
                 stats.live_events += live.size

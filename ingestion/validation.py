@@ -252,6 +252,7 @@ def validate_batch(
             tenants = directory.tenants
             meters = directory.meters
             status = tenants.get(tenant)
+        canceled_from = None
         if status != "active":
             if status is None:
                 raise EventValidationError(
@@ -259,11 +260,13 @@ def validate_batch(
                     "tenant_id",
                     f"unknown tenant {show(tenant)}; create it with `meterline tenants create`",
                 )
-            raise EventValidationError(
-                index,
-                "tenant_id",
-                f"tenant {tenant!r} is {status}; move it to a plan with `meterline tenants set-plan`",
-            )
+            canceled_from = directory.canceled_at.get(tenant)
+            if not (historical and status == "canceled" and canceled_from is not None):
+                raise EventValidationError(
+                    index,
+                    "tenant_id",
+                    f"tenant {tenant!r} is {status}; move it to a plan with `meterline tenants set-plan`",
+                )
         # meter ------------------------------------------------------------------------------
         meter = event.get("meter")
         info = meter_cache.get(meter) if type(meter) is str else None
@@ -351,6 +354,14 @@ def validate_batch(
                     f"is more than {int(max_future.total_seconds() // 60)} minutes in the future "
                     f"({stamp}); check the sender's clock",
                 )
+        if canceled_from is not None and ts_us >= canceled_from:
+            # A backfill may load a canceled tenant's history, but nothing from after the cancel.
+            raise EventValidationError(
+                index,
+                "timestamp",
+                f"is after tenant {tenant!r} was canceled; only usage before the cancellation "
+                "can be imported",
+            )
         # dimensions -------------------------------------------------------------------------
         dims = event.get("dimensions")
         if dims is None or dims == {}:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,6 +34,7 @@ def _progress(console: Console) -> Progress:
 def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None:
     from billing.catalog import load_catalog
     from billing.catalog_store import save_catalog
+    from meterline.cli.billing import run_invoice, run_reconcile
     from meterline.cli.pipeline import run_pipeline
     from meterline.cli.runtime import open_runtime
     from meterline.core.costs import import_costs
@@ -72,7 +73,22 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
     console.print()
     run_pipeline(rt, console)
     _print_usage(console, rt, this_month, live)
-    _where_to_look(console, rt, time.monotonic() - started)
+    _print_finance(console, rt, data.add_months(this_month, -1))
+
+    billed = _billable_month(rt, now)
+    console.rule(f"[bold]Billing {billed:%B %Y}")
+    run_invoice(rt, console, billed)
+    run_reconcile(rt, console, billed)
+    _where_to_look(console, rt, billed, time.monotonic() - started)
+
+
+def _billable_month(rt, now: datetime):
+    """The last closed month whose grace period (BILLING_GRACE_HOURS) is over."""
+    month = data.add_months(data.month_start(now.date()), -1)
+    cutoff = datetime(now.year, now.month, 1, tzinfo=UTC) + timedelta(
+        hours=rt.settings.billing_grace_hours
+    )
+    return month if now >= cutoff else data.add_months(month, -1)
 
 
 def _ensure_tenants(rt, people: list[data.DemoTenant]) -> int:
@@ -207,15 +223,94 @@ def _fmt(value) -> str:
     return f"{number:,.0f}" if number >= 100 or number == int(number) else f"{number:,.2f}"
 
 
-def _where_to_look(console: Console, rt, seconds: float) -> None:
+def _print_finance(console: Console, rt, month) -> None:
+    """Tenant overview, cost allocation (who subsidises whom) and the MRR bridge, from the marts."""
+    from billing.money import format_minor
+
+    with rt.engine.connect() as conn:
+        overview = conn.execute(
+            text(
+                """
+                select tenant_id, plan_id, top_meter, top_percent, estimated_cost, projected_cost, currency
+                from analytics.fct_tenant_overview
+                order by top_percent desc nulls last limit 8
+                """
+            )
+        ).all()
+        margins = conn.execute(
+            text(
+                """
+                select tenant_id, sum(revenue) as revenue, sum(allocated_cost) as cost,
+                       sum(revenue) - sum(allocated_cost) as margin, min(currency) as currency
+                from analytics.fct_cost_allocation where month = :month
+                group by tenant_id order by margin asc limit 8
+                """
+            ),
+            {"month": month},
+        ).all()
+        bridge = conn.execute(
+            text("select * from analytics.fct_mrr_summary order by month desc limit 4")
+        ).all()
+    table = Table(title="Closest to a limit (analytics.fct_tenant_overview)")
+    for column in ("tenant", "plan", "top meter", "% of limit", "cost so far", "projected"):
+        table.add_column(
+            column, justify="right" if column[0] in "%cp" and column != "plan" else "left"
+        )
+    for r in overview:
+        pct = f"{float(r.top_percent):.0f} %" if r.top_percent is not None else "-"
+        table.add_row(
+            r.tenant_id, r.plan_id or "-", r.top_meter or "-", pct,
+            format_minor(int(r.estimated_cost or 0), r.currency.strip()),
+            format_minor(int(r.projected_cost or 0), r.currency.strip()),
+        )  # fmt: skip
+    console.print(table)
+    table = Table(
+        title=f"Lowest margins {month:%B %Y}: who is subsidised (analytics.fct_cost_allocation)"
+    )
+    for column in ("tenant", "revenue", "allocated cost", "margin"):
+        table.add_column(column, justify="left" if column == "tenant" else "right")
+    for r in margins:
+        cur = (r.currency or "USD").strip()
+        colour = "red" if (r.margin or 0) < 0 else "green"
+        table.add_row(
+            r.tenant_id, format_minor(int(r.revenue or 0), cur), format_minor(int(r.cost or 0), cur),
+            f"[{colour}]{format_minor(int(r.margin or 0), cur)}[/]",
+        )  # fmt: skip
+    console.print(table)
+    table = Table(title="MRR bridge (analytics.fct_mrr_summary)")
+    columns = (
+        "month",
+        "starting",
+        "new",
+        "expansion",
+        "contraction",
+        "churn",
+        "reactivation",
+        "ending",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "month" else "right")
+    for r in reversed(bridge):
+        values = r._mapping
+        cur = str(values.get("currency") or "USD").strip()
+        table.add_row(
+            f"{values['month']:%Y-%m}",
+            *[format_minor(int(values[c] or 0), cur) for c in columns[1:]],
+        )
+    console.print(table)
+
+
+def _where_to_look(console: Console, rt, billed, seconds: float) -> None:
     from meterline.core.db import libpq_url
 
     console.rule(f"[bold green]demo complete in {seconds:.0f} s")
+    report = rt.settings.reports_dir / f"{billed:%Y-%m}" / "reconciliation.html"
     console.print(
         "\n".join(
             [
                 "Where to look next:",
                 "  Dagster UI ............ make ui            (then http://127.0.0.1:3000)",
+                f"  finance report ........ {report}",
                 f"  BI / SQL (analytics) .. psql {libpq_url(rt.database_url)}",
                 "  HTTP API .............. .venv/bin/meterline serve   (docs at http://127.0.0.1:8000/docs)",
                 "  tenants ............... .venv/bin/meterline tenants list",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -33,13 +34,18 @@ def run_job(
 ) -> JobReport:
     import dagster as dg
 
-    definitions = load_definitions()
-    job = definitions.resolve_job_def(job_name)
+    with warnings.catch_warnings():  # beta/preview notices are for developers, not CLI users
+        warnings.simplefilter("ignore")
+        definitions = load_definitions()
+        job = definitions.resolve_job_def(job_name)
     started = time.monotonic()
+    # Step events stay in the run's event log (the UI shows them); the console only gets warnings.
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            instance=instance, raise_on_error=False, partition_key=partition_key, tags=tags
-        )
+            run_config=quiet, instance=instance, raise_on_error=False,
+            partition_key=partition_key, tags=tags,
+        )  # fmt: skip
     report = JobReport(result.run_id, result.success, time.monotonic() - started)
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization

@@ -172,3 +172,40 @@ def test_skip_invalid_loads_valid_rows_and_writes_rejects(tenants, redis_client,
         }
     ]
     assert rows(tenants) == 4
+
+
+def test_a_canceled_tenants_history_before_the_cancel_is_imported_and_after_is_refused(
+    db, redis_client, test_services, tmp_path
+):
+    from meterline.core import tenants
+
+    now = datetime.now(UTC)
+    tenants.create_tenant(db, "tyrell", "pro", at=now - timedelta(days=60))
+    tenants.cancel_tenant(db, "tyrell", at=now - timedelta(days=5))
+    before = [now - timedelta(days=40), now - timedelta(days=10)]  # one old, one in the live window
+    path = tmp_path / "tyrell.jsonl"
+    path.write_text(
+        "".join(
+            f'{{"id": "t{i}", "tenant_id": "tyrell", "meter": "api_calls", "value": 5, '
+            f'"timestamp": "{moment.isoformat()}"}}\n'
+            for i, moment in enumerate(before)
+        )
+    )
+    stats = import_events(path, redis_client, db, prefix=test_services.redis_prefix)
+    assert (stats.accepted, stats.duplicates, stats.rejected) == (2, 0, 0)
+    with db.connect() as conn:
+        assert (
+            conn.execute(
+                text("select count(*) from raw.usage_events where tenant_id = 'tyrell'")
+            ).scalar_one()
+            == 2
+        )
+
+    after = tmp_path / "after.jsonl"
+    after.write_text(
+        f'{{"id": "t9", "tenant_id": "tyrell", "meter": "api_calls", "value": 5, '
+        f'"timestamp": "{(now - timedelta(days=1)).isoformat()}"}}\n'
+    )
+    with pytest.raises(ImportRefused, match="1 of 1 lines are invalid") as refused:
+        import_events(after, redis_client, db, prefix=test_services.redis_prefix)
+    assert "is after tenant 'tyrell' was canceled" in refused.value.errors[0]
