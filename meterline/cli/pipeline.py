@@ -39,8 +39,8 @@ def run_job(
         definitions = load_definitions()
         job = definitions.resolve_job_def(job_name)
     started = time.monotonic()
-    # Step events stay in the run's event log (the UI shows them); the console only gets warnings.
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    # Step events stay in the run's event log (the UI shows them); failures are summarised below.
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             run_config=quiet, instance=instance, raise_on_error=False,
@@ -58,10 +58,21 @@ def run_job(
         failure = next((e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None)
         detail = ""
         if failure is not None:
-            err = failure.event_specific_data.error
-            detail = (
-                f" at step {failure.step_key}: {err.message.strip().splitlines()[0] if err else ''}"
+            message = (
+                failure.event_specific_data.error.message
+                if failure.event_specific_data.error
+                else ""
             )
+            # dbt failures: name the failing models/tests rather than the wrapper exception.
+            failing = [
+                line.split("[")[0].strip()
+                for line in message.splitlines()
+                if " FAIL " in line
+                or " ERROR " in line
+                or line.strip().startswith("Database Error")
+            ]
+            first = message.strip().splitlines()[0] if message.strip() else "no error message"
+            detail = f" at step {failure.step_key}: " + ("; ".join(dict.fromkeys(failing)) or first)
         raise PipelineError(
             f"Dagster job {job_name} failed{detail} (run {result.run_id}; open `make ui` for the logs)"
         )
