@@ -26,15 +26,19 @@ Delivery
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 
+from redis.exceptions import RedisError
 from sqlalchemy import Engine, text
 
 from ingestion import keys
 from ingestion.notify import ChannelNotConfigured, DeliveryError, Notification, Notifier
+
+log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS: tuple[int, ...] = (80, 90, 95, 100)
 MAX_DELIVERY_ATTEMPTS = 5
@@ -214,9 +218,10 @@ def current_usage(
 
     Source, per tenant: the live Redis counters of the metering engine (the month hash
     ``<prefix>:{t}:m:<YYYYMM>`` in micro-units, HyperLogLog/exact set for unique meters)
-    when that hash exists - the same numbers the quota check enforces; otherwise Postgres
-    (``raw.usage_events`` of the month aggregated per the meter's aggregation). Limits come
-    from the tenant's current subscription (``plan_meters.limit_quantity``)."""
+    when that hash exists - the same numbers the quota check enforces; otherwise (and for
+    every tenant while Redis is unreachable) Postgres: ``raw.usage_events`` of the month
+    aggregated per the meter's aggregation. Limits come from the tenant's current
+    subscription (``plan_meters.limit_quantity``)."""
     period = period_of(month)
     at = now or datetime.now(UTC)
     with engine.connect() as conn:
@@ -230,7 +235,12 @@ def current_usage(
     quantities: dict[tuple[str, str], Decimal] = {}
     sources: dict[str, str] = {}
     if redis is not None:
-        quantities, live = _redis_usage(redis, prefix, _redis_month(period), by_tenant)
+        try:
+            quantities, live = _redis_usage(redis, prefix, _redis_month(period), by_tenant)
+        except (RedisError, OSError) as exc:
+            # Redis down: alerts keep working from Postgres (lagging by the loader's interval).
+            log.warning("live usage: Redis unavailable (%s), reading raw.usage_events instead", exc)
+            quantities, live = {}, []
         sources = dict.fromkeys(live, "redis")
     fallback = [t for t in by_tenant if t not in sources]
     if fallback:
@@ -636,6 +646,56 @@ def deliver_alerts(
             )
         report.deliveries.append(Delivery(row.alert_id, row.threshold, row.channel, status, detail))
     return report
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    alert_id: int
+    tenant_id: str
+    meter: str
+    period: str
+    threshold: int
+    channel: str
+    notified: bool
+    delivery_status: str
+    attempts: int
+    usage_percent: Decimal
+    last_error: str | None
+    fired_at: datetime
+    delivered_at: datetime | None
+
+
+def list_alerts(engine: Engine, period: str | None = None) -> list[AlertRecord]:
+    """Rows of ``meterline.alerts`` (of one ``YYYY-MM`` period, or all), oldest first."""
+    where = "where period_start = :p" if period else ""
+    params = {"p": period_start(period)} if period else {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "select alert_id, tenant_id, meter, period_start, threshold, channel, notified, "
+                "delivery_status, attempts, usage_percent, last_error, fired_at, delivered_at "
+                f"from meterline.alerts {where} order by alert_id"
+            ),
+            params,
+        ).all()
+    return [
+        AlertRecord(
+            alert_id=r.alert_id,
+            tenant_id=r.tenant_id,
+            meter=r.meter,
+            period=period_of(r.period_start),
+            threshold=r.threshold,
+            channel=r.channel,
+            notified=r.notified,
+            delivery_status=r.delivery_status,
+            attempts=r.attempts,
+            usage_percent=r.usage_percent,
+            last_error=r.last_error,
+            fired_at=r.fired_at,
+            delivered_at=r.delivered_at,
+        )
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,17 @@ class Notifier:
             **options,
         )
 
+    def describe(self, channel: str) -> str:
+        """Where a channel delivers, for summaries (``email``, ``admin_email``, ``webhook``,
+        ``redis``)."""
+        email_target = self.smtp.describe() if self.smtp else f"outbox {self.outbox_dir}"
+        return {
+            "email": email_target,
+            "admin_email": f"{email_target} to {self.admin_email}",
+            "webhook": self.webhook_url or "not configured (ALERT_WEBHOOK_URL unset)",
+            "redis": f"Redis list {self.notifications_key}",
+        }.get(channel, channel)
+
     @property
     def notifications_key(self) -> str:
         return f"{self.redis_prefix}:notifications"

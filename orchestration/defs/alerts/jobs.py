@@ -29,7 +29,6 @@ class QuotaAlertConfig(dg.Config):
         "Record every crossed threshold (one row per routed channel, lower thresholds as "
         "notified=false) and deliver the pending/failed rows: email, webhook, Redis list."
     ),
-    tags={"kind": "email"},
 )
 def notify_quota_threshold(
     context: dg.OpExecutionContext,
