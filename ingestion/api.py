@@ -383,6 +383,11 @@ def create_app(
             {"status": "ready" if ready else "unavailable", **status}, 200 if ready else 503
         )
 
+    from ingestion.dashboard import mount_dashboard  # /dashboard, /admin and their JSON
+
+    mount_dashboard(
+        app, engine, redis, prefix=prefix, admin_key=admin_key, cost_estimator=cost_estimator
+    )
     return app
 
 

@@ -312,7 +312,14 @@ def serve(
         rt.engine, rt.redis, prefix=rt.prefix, admin_key=rt.settings.admin_key,
         cost_estimator=_cost_estimator(rt.engine),
     )  # fmt: skip
-    console.print(f"Meterline API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    base = f"http://{host}:{port}"
+    console.print(f"Meterline API on {base}  (docs: {base}/docs)")
+    console.print(f"  tenant dashboard  {base}/dashboard?key=<tenant API key>")
+    console.print(
+        f"  admin overview    {base}/admin?key=<METERLINE_ADMIN_KEY>"
+        if rt.settings.admin_key
+        else "  admin overview    set METERLINE_ADMIN_KEY and restart to enable /admin"
+    )
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

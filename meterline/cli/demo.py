@@ -73,6 +73,7 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
     console.print()
     run_pipeline(rt, console)
     _print_usage(console, rt, this_month, live)
+    _notify_quotas(console, rt, now)
     _print_finance(console, rt, data.add_months(this_month, -1))
 
     billed = _billable_month(rt, now)
@@ -80,6 +81,39 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
     run_invoice(rt, console, billed)
     run_reconcile(rt, console, billed)
     _where_to_look(console, rt, billed, time.monotonic() - started)
+
+
+def _notify_quotas(console: Console, rt, now: datetime) -> None:
+    """One evaluation of the quota sensor, its notification runs, and where each alert went."""
+    from ingestion.alerts import list_alerts
+    from meterline.cli.pipeline import run_job
+    from orchestration.defs.alerts.sensors import evaluate_quota_tick
+
+    tick = evaluate_quota_tick(rt.engine, rt.redis, prefix=rt.prefix, cursor=None, now=now)
+    with console.status(f"quota sensor: {len(tick.run_requests)} thresholds crossed, notifying..."):
+        for request in tick.run_requests:
+            run_job("quota_notification_job", run_config=request.run_config, tags=request.tags)
+    alerts = list_alerts(rt.engine, f"{now:%Y-%m}")
+    table = Table(title=f"Quota alerts {now:%B %Y} (meterline.alerts, quota_threshold_sensor)")
+    for column in ("tenant", "meter", "threshold", "channel", "status", "delivered to"):
+        table.add_column(column)
+    colours = {"sent": "green", "skipped": "dim", "failed": "red", "pending": "yellow"}
+    outbox = f"{rt.settings.outbox_dir}/" if not rt.settings.smtp_url else "SMTP"
+    for alert in alerts:
+        if not alert.notified:
+            continue
+        where = {
+            "email": outbox,
+            "admin_email": outbox,
+            "webhook": rt.settings.alert_webhook_url or "(ALERT_WEBHOOK_URL not set)",
+            "redis": f"redis list {rt.prefix}:notifications",
+        }.get(alert.channel, alert.channel)
+        status = colours.get(alert.delivery_status, "white")
+        table.add_row(
+            alert.tenant_id, alert.meter, f"{alert.threshold} %", alert.channel,
+            f"[{status}]{alert.delivery_status}[/]", where,
+        )  # fmt: skip
+    console.print(table)
 
 
 def _billable_month(rt, now: datetime):

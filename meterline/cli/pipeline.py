@@ -30,7 +30,11 @@ def load_definitions():
 
 
 def run_job(
-    job_name: str, *, partition_key: str | None = None, tags: dict | None = None
+    job_name: str,
+    *,
+    partition_key: str | None = None,
+    tags: dict | None = None,
+    run_config: dict | None = None,
 ) -> JobReport:
     import dagster as dg
 
@@ -43,7 +47,7 @@ def run_job(
     quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            run_config=quiet, instance=instance, raise_on_error=False,
+            run_config={**(run_config or {}), **quiet}, instance=instance, raise_on_error=False,
             partition_key=partition_key, tags=tags,
         )  # fmt: skip
     report = JobReport(result.run_id, result.success, time.monotonic() - started)

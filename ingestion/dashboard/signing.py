@@ -1,0 +1,133 @@
+"""Signed, expiring dashboard links and session cookies (HMAC-SHA256, no server state).
+
+A token signs ``<purpose>\\n<subject>\\n<exp>`` with the dashboard secret:
+
+- a tenant link ``/dashboard?t=<tenant>&exp=<unix>&sig=<hex>`` (purpose ``tenant``) opens
+  that tenant's page until ``exp``; the same triple, joined by ``:``, is the tenant session
+  cookie, so a session never outlives the link (or key login) that created it;
+- the admin session cookie is ``admin:<exp>:<sig>`` (purpose ``admin``).
+
+The secret is ``METERLINE_DASHBOARD_SECRET``, else derived from ``METERLINE_ADMIN_KEY`` (so
+every ``meterline serve`` process of a deployment accepts the links of the others), else a
+random secret persisted in ``<METERLINE_HOME>/dashboard_secret`` (see :func:`resolve_secret`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+TENANT = "tenant"
+ADMIN = "admin"
+DEFAULT_LINK_TTL = 24 * 3600
+SESSION_TTL = 12 * 3600
+
+
+def resolve_secret(admin_key: str | None, env: Mapping[str, str] | None = None) -> str:
+    """``METERLINE_DASHBOARD_SECRET``, else a key derived from the admin key, else a random
+    secret kept in ``<METERLINE_HOME>/dashboard_secret`` (mode 0600, created once, so the
+    demo and ``meterline serve`` agree), else a random secret for this process only."""
+    env = os.environ if env is None else env
+    explicit = (env.get("METERLINE_DASHBOARD_SECRET") or "").strip()
+    if explicit:
+        return explicit
+    if admin_key:
+        return hmac.new(admin_key.encode(), b"meterline dashboard links v1", "sha256").hexdigest()
+    home = (env.get("METERLINE_HOME") or "").strip()
+    if home:
+        path = Path(home) / "dashboard_secret"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            return path.read_text().strip()
+        except OSError:
+            return secrets.token_hex(32)
+        secret = secrets.token_hex(32)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
+        return secret
+    return secrets.token_hex(32)
+
+
+def sign(secret: str, purpose: str, subject: str, exp: int) -> str:
+    message = f"{purpose}\n{subject}\n{int(exp)}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of checking a token: ``subject`` when valid, else ``status`` 401 (expired or
+    malformed) or 403 (bad signature) and a one-line ``reason``."""
+
+    subject: str | None
+    exp: int = 0
+    status: int = 200
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.subject is not None
+
+
+def verify(
+    secret: str,
+    purpose: str,
+    subject: str | None,
+    exp: str | int | None,
+    sig: str | None,
+    *,
+    now: float | None = None,
+) -> Verdict:
+    if not subject or exp is None or not sig:
+        return Verdict(None, status=401, reason="incomplete link: needs t, exp and sig")
+    try:
+        expires = int(exp)
+    except (TypeError, ValueError):
+        return Verdict(None, status=401, reason=f"exp: not a unix timestamp, got {exp!r}")
+    if not hmac.compare_digest(sign(secret, purpose, subject, expires), str(sig)):
+        return Verdict(None, status=403, reason="sig: signature does not match; ask for a new link")
+    if expires <= (time.time() if now is None else now):
+        return Verdict(None, exp=expires, status=401, reason="link expired; ask for a new one")
+    return Verdict(subject, exp=expires)
+
+
+def session_token(secret: str, purpose: str, subject: str, exp: int) -> str:
+    return f"{subject}:{int(exp)}:{sign(secret, purpose, subject, exp)}"
+
+
+def verify_session(secret: str, purpose: str, token: str | None, *, now: float | None = None):
+    if not token:
+        return Verdict(None, status=401, reason="no session")
+    subject, _, rest = token.rpartition(":")
+    subject, _, exp = subject.rpartition(":")
+    return verify(secret, purpose, subject, exp, rest, now=now)
+
+
+def mint_dashboard_link(
+    tenant_id: str,
+    *,
+    secret: str,
+    ttl: int = DEFAULT_LINK_TTL,
+    base_url: str = "",
+    now: float | None = None,
+) -> str:
+    """A signed link to ``tenant_id``'s dashboard, valid for ``ttl`` seconds.
+
+    ``base_url`` like ``http://127.0.0.1:8000`` (empty: a path relative to the server)."""
+    if ttl <= 0:
+        raise ValueError(f"ttl: must be > 0 seconds, got {ttl}")
+    exp = int((time.time() if now is None else now) + ttl)
+    query = urlencode({"t": tenant_id, "exp": exp, "sig": sign(secret, TENANT, tenant_id, exp)})
+    return f"{base_url.rstrip('/')}/dashboard?{query}"
