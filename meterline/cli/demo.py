@@ -335,10 +335,22 @@ def _print_finance(console: Console, rt, month) -> None:
 
 
 def _where_to_look(console: Console, rt, billed, seconds: float) -> None:
+    from ingestion.dashboard import mint_dashboard_link, resolve_secret
     from meterline.core.db import libpq_url
 
     console.rule(f"[bold green]demo complete in {seconds:.0f} s")
     report = rt.settings.reports_dir / f"{billed:%Y-%m}" / "reconciliation.html"
+    with rt.engine.connect() as conn:
+        busiest = conn.execute(
+            text(
+                "select tenant_id from analytics.fct_tenant_overview "
+                "order by top_percent desc nulls last limit 1"
+            )
+        ).scalar()
+    api = "http://127.0.0.1:8000"
+    link = mint_dashboard_link(
+        busiest or "acme", secret=resolve_secret(rt.settings.admin_key), ttl=86400, base_url=api
+    )
     console.print(
         "\n".join(
             [
@@ -347,6 +359,8 @@ def _where_to_look(console: Console, rt, billed, seconds: float) -> None:
                 f"  finance report ........ {report}",
                 f"  BI / SQL (analytics) .. psql {libpq_url(rt.database_url)}",
                 "  HTTP API .............. .venv/bin/meterline serve   (docs at http://127.0.0.1:8000/docs)",
+                f"  tenant dashboard ...... {link}   (valid 24 h, while `meterline serve` runs)",
+                f"  admin overview ........ {api}/admin?key={rt.settings.admin_key}",
                 "  tenants ............... .venv/bin/meterline tenants list",
                 "  stop services ......... .venv/bin/meterline services down",
                 f"  generated data ........ {rt.settings.home / 'demo'}",

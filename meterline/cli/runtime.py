@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from meterline.core.settings import Settings
@@ -36,6 +37,17 @@ class Runtime:
         return self.settings.redis_prefix
 
 
+def local_admin_key(settings: Settings) -> str:
+    """Without METERLINE_ADMIN_KEY, a random admin key made once under METERLINE_HOME (0600)."""
+    path = settings.home / "admin_key"
+    if not path.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
 def export_environment(settings: Settings, urls) -> None:
     """Make the resolved services visible to Dagster resources and dbt (same process or children)."""
     from meterline.core.db import dbt_environment, libpq_url
@@ -54,6 +66,7 @@ def export_environment(settings: Settings, urls) -> None:
             "METERLINE_HOME": str(settings.home),
             "DAGSTER_HOME": str(settings.resolved_dagster_home),
             "BILLING_GRACE_HOURS": str(settings.billing_grace_hours),
+            "METERLINE_ADMIN_KEY": settings.admin_key or "",
             "METERLINE_REPORTS_DIR": str(settings.reports_dir),
             **dbt_environment(database_url),
         }
@@ -65,6 +78,8 @@ def open_runtime(*, migrate: bool = True) -> Runtime:
     from meterline.core.services import ensure_services
 
     settings = Settings.from_env()
+    if not settings.admin_key:
+        settings = replace(settings, admin_key=local_admin_key(settings))
     urls = ensure_services(settings)
     export_environment(settings, urls)
     if migrate:

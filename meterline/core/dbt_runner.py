@@ -57,6 +57,11 @@ def dbt_command(
     if target_path is not None:
         command += ["--target-path", str(target_path)]
     env = {**os.environ, **dbt_environment(database_url), "PGTZ": "UTC"}
+    # Session settings for every dbt connection (models and tests): UTC, no JIT (its compile
+    # time dominates these queries), enough work_mem for in-memory hash aggregates.
+    env["PGOPTIONS"] = " ".join(
+        filter(None, [env.get("PGOPTIONS", ""), "-c jit=off -c work_mem=256MB"])
+    )
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
