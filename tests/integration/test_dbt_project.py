@@ -1,0 +1,349 @@
+"""The dbt project against real Postgres: incremental rollups, rating to the cent, MRR, docs.
+
+dbt builds cost seconds each, so every test shares a few builds across many assertions.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from meterline.core.dbt_runner import dbt_build, dbt_command
+from meterline.core.tenants import cancel_tenant, create_tenant, set_plan
+
+MARTS = (
+    "analytics.fct_usage_hourly",
+    "analytics.fct_usage_daily",
+    "analytics.fct_usage_monthly",
+    "analytics.fct_quota_status",
+    "analytics.fct_tenant_overview",
+    "analytics.fct_invoice_lines",
+    "analytics.fct_invoices",
+    "analytics.fct_cost_allocation",
+    "analytics.fct_mrr",
+    "analytics.fct_mrr_summary",
+    "analytics_intermediate.int_usage_values_deduplicated",
+)
+# Intermediate builds skip the data tests (the final full build runs them all): saves seconds.
+MODELS_ONLY = ("--resource-type", "seed", "--resource-type", "model")
+
+
+@pytest.fixture(scope="module")
+def dbt_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private dbt target dir (partial parsing is reused between the builds of this module)."""
+    return tmp_path_factory.mktemp("dbt_target")
+
+
+def month_start(moment: datetime, months_back: int = 0) -> datetime:
+    year, month = moment.year, moment.month - months_back
+    while month < 1:
+        year, month = year - 1, month + 12
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+class Events:
+    """Collects usage events and inserts them straight into raw.usage_events (a 'load')."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.rows: list[dict] = []
+        self.count = 0
+
+    def add(self, tenant, meter, value, at, user=None) -> None:
+        self.rows.append(
+            {
+                "t": tenant,
+                "id": f"{self.prefix}{self.count}",
+                "m": meter,
+                "v": Decimal(str(value)),
+                "at": at,
+                "d": json.dumps({"user_id": user} if user else {}),
+            }
+        )
+        self.count += 1
+
+    def load(self, engine) -> int:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "insert into raw.usage_events "
+                    "(tenant_id, event_id, meter, value, occurred_at, dimensions, received_at) "
+                    "values (:t, :id, :m, :v, :at, cast(:d as jsonb), :at)"
+                ),
+                self.rows,
+            )
+        count, self.rows = len(self.rows), []
+        return count
+
+
+def snapshot(engine) -> dict[str, list[tuple]]:
+    out = {}
+    with engine.connect() as conn:
+        for table in MARTS:
+            rows = conn.execute(text(f"select * from {table}")).all()
+            out[table] = sorted((tuple(r) for r in rows), key=repr)
+    return out
+
+
+def rollup(engine, table: str, period: str, tenant: str, meter: str, start) -> tuple | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                f"select quantity, event_count from {table} "
+                f"where tenant_id = :t and meter = :m and {period} = :p"
+            ),
+            {"t": tenant, "m": meter, "p": start},
+        ).first()
+
+
+def test_incremental_runs_equal_full_refresh_and_pick_up_late_and_imported_events(db, dbt_target):
+    url = db.url.render_as_string(hide_password=False)
+    now = datetime.now(UTC).replace(microsecond=0)
+    last_month = month_start(now, 1)
+    create_tenant(db, "acme", "starter", at=month_start(now, 5))
+    set_plan(db, "acme", "pro", at=last_month + timedelta(days=10))
+    create_tenant(db, "payg1", "payg", at=month_start(now, 5))
+    create_tenant(db, "gone", "pro", at=month_start(now, 5))
+    cancel_tenant(db, "gone", at=month_start(now, 3) + timedelta(days=3))
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "insert into raw.infra_costs (month, cost_pool, driver_meter, amount) values "
+                "(:m, 'compute', 'api_calls', 1234.56), (:m, 'support', null, 99.99)"
+            ),
+            {"m": last_month.date()},
+        )
+
+    ev = Events("a")
+    for i in range(48):
+        at = now - timedelta(days=6, hours=i)
+        ev.add("acme", "api_calls", 1000 + i, at)
+        ev.add("acme", "active_users", 1, at, user=f"u{i % 7}")
+        ev.add("payg1", "storage_gb", 10 + i % 13, at)
+        ev.add("payg1", "compute_seconds", 300, at)
+    for i in range(30):
+        ev.add("payg1", "api_calls", 5000, last_month + timedelta(days=i % 27, hours=i))
+        ev.add("gone", "api_calls", 10, month_start(now, 3) + timedelta(hours=i))
+    ev.load(db)
+    dbt_build(url, "--full-refresh", *MODELS_ONLY, target_path=dbt_target)
+
+    # 1. new events plus a late event from two days ago, loaded after the build
+    two_days_ago = (now - timedelta(days=2)).replace(minute=17, second=0)
+    ev.add("acme", "api_calls", 777, two_days_ago)
+    ev.add("acme", "active_users", 1, two_days_ago, user="u_late")
+    for i in range(5):
+        ev.add("acme", "api_calls", 1, now - timedelta(minutes=5 * i))
+    ev.load(db)
+    dbt_build(url, *MODELS_ONLY, target_path=dbt_target)  # data tests run in the final build
+
+    hour = two_days_ago.replace(minute=0)
+    assert rollup(db, "analytics.fct_usage_hourly", "hour", "acme", "api_calls", hour) == (777, 1)
+    day_row = rollup(db, "analytics.fct_usage_daily", "day", "acme", "api_calls", hour.date())
+    assert day_row is not None and day_row[0] >= 777
+    with db.connect() as conn:
+        raw_month_total = conn.execute(
+            text(
+                "select sum(value), count(*) from raw.usage_events where tenant_id = 'acme' "
+                "and meter = 'api_calls' and date_trunc('month', occurred_at, 'UTC') = :s"
+            ),
+            {"s": month_start(hour)},
+        ).first()
+    monthly = rollup(
+        db, "analytics.fct_usage_monthly", "month", "acme", "api_calls", month_start(hour).date()
+    )
+    assert monthly == tuple(raw_month_total)
+    users = rollup(
+        db, "analytics.fct_usage_monthly", "month", "acme", "active_users", month_start(hour).date()
+    )
+    assert users[0] == 8  # u0..u6 + u_late, an exact distinct count
+
+    # 2. `meterline import` of a whole past month (loaded now), more new and late events
+    imported_month = month_start(now, 2)
+    for day in range(31):
+        at = imported_month + timedelta(days=day, hours=3)
+        if at >= month_start(now, 1):
+            break
+        ev.add("payg1", "api_calls", 1000, at)
+        ev.add("payg1", "storage_gb", 40 + day, at)
+    ev.add("acme", "api_calls", 5, now - timedelta(days=20))
+    ev.add("payg1", "storage_gb", 999, last_month + timedelta(days=3))  # a new peak, late
+    ev.add("acme", "api_calls", 2, now - timedelta(minutes=1))
+    ev.load(db)
+    dbt_build(url, *MODELS_ONLY, target_path=dbt_target)
+
+    with db.connect() as conn:
+        lines = {
+            r.line_key: r.amount
+            for r in conn.execute(
+                text(
+                    "select line_key, amount from analytics.fct_invoice_lines "
+                    "where tenant_id = 'payg1' and month = :m"
+                ),
+                {"m": imported_month.date()},
+            )
+        }
+    days = (month_start(now, 1) - imported_month).days
+    calls = 1000 * days
+    expected_calls = max(0, min(calls, 100_000) - 10_000) * Decimal("0.001") + max(
+        0, calls - 100_000
+    ) * Decimal("0.0005")
+    peak = 40 + days - 1
+    expected_storage = (min(peak, 100) - 5) * Decimal("0.25")
+    assert lines == {
+        "usage:api_calls": int((expected_calls * 100).to_integral_value()),
+        "usage:storage_gb": int((expected_storage * 100).to_integral_value()),
+    }
+    peak_row = rollup(
+        db, "analytics.fct_usage_monthly", "month", "payg1", "storage_gb", last_month.date()
+    )
+    assert peak_row[0] == 999
+
+    # 3. an explicit hourly window (what a partitioned Dagster run passes), with a late event
+    #    inside the lookback
+    window_start = (now - timedelta(hours=3)).replace(minute=0, second=0)
+    ev.add("acme", "api_calls", 11, window_start + timedelta(minutes=30))
+    ev.add("acme", "api_calls", 13, window_start - timedelta(days=1))
+    ev.load(db)
+    dbt_build(
+        url,
+        *MODELS_ONLY,
+        vars={
+            "min_date": window_start.isoformat(),
+            "max_date": (window_start + timedelta(hours=1)).isoformat(),
+        },
+        target_path=dbt_target,
+    )
+    in_window = rollup(db, "analytics.fct_usage_hourly", "hour", "acme", "api_calls", window_start)
+    assert in_window is not None and in_window[0] >= 11
+    late = rollup(
+        db,
+        "analytics.fct_usage_hourly",
+        "hour",
+        "acme",
+        "api_calls",
+        window_start - timedelta(days=1),
+    )
+    assert late is not None and late[0] >= 13
+
+    incremental = snapshot(db)
+    dbt_build(url, "--full-refresh", target_path=dbt_target)
+    full = snapshot(db)
+    for table in MARTS:
+        assert incremental[table] == full[table], f"{table} differs after incremental runs"
+    assert len(full["analytics.fct_usage_hourly"]) > 100
+
+
+def test_seed_pricing_mrr_bridge_allocation_and_docs(db, dbt_target):
+    url = db.url.render_as_string(hide_password=False)
+    now = datetime.now(UTC)
+    month = month_start(now, 1)
+    create_tenant(db, "big", "payg", at=month_start(now, 3))
+    create_tenant(db, "small", "payg", at=month_start(now, 3))
+    create_tenant(db, "t_new", "starter", at=month_start(now, 4))
+    set_plan(db, "t_new", "pro", at=month_start(now, 3) + timedelta(days=9))
+    set_plan(db, "t_new", "starter", at=month_start(now, 2))
+    cancel_tenant(db, "t_new", at=month_start(now, 2) + timedelta(days=5))
+    set_plan(db, "t_new", "enterprise", at=month + timedelta(days=2))
+    create_tenant(db, "flat", "pro", at=month_start(now, 4))
+    create_tenant(db, "down", "pro", at=month_start(now, 4))
+    set_plan(db, "down", "starter", at=month_start(now, 2) + timedelta(days=1))
+    ev = Events("s")
+    for i in range(10):
+        ev.add("big", "api_calls", 1_000_000, month + timedelta(hours=i))
+    for value, h in ((50, 1), (150, 40), (120, 300)):
+        ev.add("big", "storage_gb", value, month + timedelta(hours=h))
+    ev.add("big", "compute_seconds", 4000, month + timedelta(days=2))
+    ev.add("big", "compute_seconds", 6000, month + timedelta(days=9))
+    ev.add("small", "api_calls", 10_000, month + timedelta(days=1))
+    ev.add("small", "api_calls", 5, month + timedelta(days=20))
+    ev.add("flat", "api_calls", 10, now - timedelta(hours=1))
+    ev.load(db)
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "insert into raw.infra_costs (month, cost_pool, driver_meter, amount) values "
+                "(:m, 'compute', 'api_calls', 1000.00), (:m, 'support', null, 100.01)"
+            ),
+            {"m": month.date()},
+        )
+    dbt_build(url, "--full-refresh", target_path=dbt_target)
+
+    with db.connect() as conn:
+        lines = {
+            (r.tenant_id, r.line_key): (r.amount, r.currency, r.description)
+            for r in conn.execute(
+                text("select * from analytics.fct_invoice_lines where month = :m"),
+                {"m": month.date()},
+            )
+        }
+        invoices = {
+            r.tenant_id: r.total_amount
+            for r in conn.execute(
+                text("select * from analytics.fct_invoices where month = :m"), {"m": month.date()}
+            )
+        }
+        mrr = conn.execute(text("select * from analytics.fct_mrr")).all()
+        summary = conn.execute(text("select * from analytics.fct_mrr_summary order by month")).all()
+        allocation = conn.execute(
+            text(
+                "select cost_pool, sum(allocated_cost) from analytics.fct_cost_allocation "
+                "group by cost_pool"
+            )
+        ).all()
+        overview = {
+            r.tenant_id: r
+            for r in conn.execute(text("select * from analytics.fct_tenant_overview"))
+        }
+
+    # seed pricing of plan payg (acceptance): $2,340.00, $31.25, $32.00 and $0.01
+    assert lines[("big", "usage:api_calls")] == (
+        234000,
+        "USD",
+        "API calls: 10,000,000 calls",
+    )
+    assert lines[("big", "usage:storage_gb")][0] == 3125
+    assert lines[("big", "usage:compute_seconds")][0] == 3200
+    assert lines[("small", "usage:api_calls")][0] == 1
+    assert invoices["big"] == 234000 + 3125 + 3200
+    assert invoices["small"] == 1
+    # plan change inside the month: enterprise from day 3, prorated by time on the plan
+    days_in_month = (month_start(now) - month).days
+    expected_base = Decimal(499) * (days_in_month - 2) / days_in_month
+    assert lines[("t_new", "base_fee")][0] == int(
+        (expected_base * 100).quantize(Decimal(1), rounding="ROUND_HALF_UP")
+    )
+
+    # MRR: every tenant-month has a category, the bridge closes every month
+    categories = {(r.tenant_id, r.month): r.change_category for r in mrr}
+    assert all(categories.values())
+    assert set(categories.values()) >= {"new", "expansion", "contraction", "churn", "reactivation"}
+    assert categories[("t_new", month.date())] == "reactivation"
+    assert categories[("down", month_start(now, 2).date())] == "contraction"
+    previous_ending = 0
+    for row in summary:
+        assert row.starting == previous_ending
+        assert (
+            row.starting + row.new + row.expansion + row.contraction + row.churn + row.reactivation
+            == row.ending
+        )
+        previous_ending = row.ending
+    assert summary[-1].month == month_start(now).date()
+
+    # cost allocation sums to each pool to the cent
+    assert dict(allocation) == {"compute": 100000, "support": 10001}
+
+    assert overview["flat"].plan_id == "pro"
+    assert overview["flat"].estimated_cost == 9900 and overview["flat"].currency == "USD"
+    assert overview["t_new"].top_meter is not None
+
+    dbt_command(url, "docs", "generate", target_path=dbt_target)
+    manifest = json.loads((dbt_target / "manifest.json").read_text())
+    catalog = json.loads((dbt_target / "catalog.json").read_text())
+    exposures = {e["name"] for e in manifest["exposures"].values()}
+    assert {"usage_dashboard", "stripe_invoices", "invoice_reconciliation"} <= exposures
+    assert "model.meterline.fct_invoice_lines" in catalog["nodes"]
