@@ -160,6 +160,9 @@ def db(engine, test_services: TestServices):
 
     with engine.begin() as conn:
         conn.execute(text(f"truncate {TABLES} restart identity cascade"))
+        # dbt's incremental marts would otherwise keep the previous test's rows.
+        for schema in ("analytics", "analytics_staging", "analytics_intermediate"):
+            conn.execute(text(f"drop schema if exists {schema} cascade"))
     save_catalog(engine, load_catalog())
     flush_redis(test_services)
     return engine

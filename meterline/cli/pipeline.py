@@ -17,6 +17,7 @@ class JobReport:
     seconds: float
     materialized: list[tuple[str, dict]] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    blocked_by: list[str] = field(default_factory=list)  # failed blocking checks
 
 
 class PipelineError(RuntimeError):
@@ -57,7 +58,10 @@ def run_job(
         report.materialized.append((mat.asset_key.to_user_string(), meta))
     for event in result.get_asset_check_evaluations():
         if not event.passed:
-            report.failed_checks.append(f"{event.asset_key.to_user_string()}:{event.check_name}")
+            name = f"{event.asset_key.to_user_string()}:{event.check_name}"
+            report.failed_checks.append(name)
+            if event.blocking:
+                report.blocked_by.append(name)
     if not result.success:
         failure = next((e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None)
         detail = ""
@@ -105,4 +109,9 @@ def run_pipeline(rt, console: Console) -> JobReport:
     console.print(table)
     if report.failed_checks:
         console.print(f"[yellow]failed checks: {', '.join(report.failed_checks)}[/]")
+    if report.blocked_by:
+        raise PipelineError(
+            f"blocking check {', '.join(report.blocked_by)} failed, so the assets downstream of it "
+            f"were not rebuilt; see its metadata in the UI (`make ui`, run {report.run_id})"
+        )
     return report

@@ -92,12 +92,22 @@ def test_ui_shows_connected_lineage_sensors_and_schedules(dagster_ui):
         for dep in node["dependencyKeys"]:
             downstream.setdefault("/".join(dep["path"]), set()).add(key)
     from_raw = _reachable(downstream, "raw/usage_events")
-    for target in ("analytics/fct_usage_daily", "analytics/fct_usage_monthly", "analytics/fct_invoice_lines"):
+    for target in (
+        "analytics/fct_usage_daily", "analytics/fct_usage_monthly", "analytics/fct_invoice_lines",
+        "billing/stripe_invoices", "billing/invoice_reconciliation",
+    ):  # fmt: skip
         assert target in from_raw, f"{target} not downstream of raw/usage_events"
     from_tenants = _reachable(downstream, "meterline/tenants")
     assert "raw/usage_events" in from_tenants
     [repo] = data["repositoriesOrError"]["nodes"]
     schedules = {s["name"] for s in repo["schedules"]}
-    assert {"ingest_every_minute", "dbt_every_hour"} <= schedules
+    assert {"ingest_every_minute", "dbt_every_hour", "monthly_billing_schedule"} <= schedules
+    sensors = {s["name"] for s in repo["sensors"]}
+    assert {"quota_threshold_sensor", "admin_run_failure_sensor"} <= sensors
     jobs = {j["name"] for j in repo["jobs"]}
-    assert {"meterline_pipeline", "reprocess_usage_rollups"} <= jobs
+    assert {
+        "meterline_pipeline",
+        "reprocess_usage_rollups",
+        "monthly_billing",
+        "quota_notification_job",
+    } <= jobs

@@ -89,10 +89,12 @@ def test_two_billing_months_backfill_in_one_run_and_rerun_is_safe(db, test_servi
     periods = {f"{first:%Y-%m}", f"{second:%Y-%m}"}
 
     def ours() -> list:
+        invoices = client.v1.invoices.list(params={"limit": 100}).auto_paging_iter()
+        tags = [i.metadata.to_dict() for i in invoices]
         return [
-            i for i in client.invoices.list(params={"limit": 100}).auto_paging_iter()
-            if i.metadata.get("meterline_tenant_id") in ("umbrella", "stark")
-            and i.metadata.get("meterline_period") in periods
+            t for t in tags
+            if t.get("meterline_tenant_id") in ("umbrella", "stark")
+            and t.get("meterline_period") in periods
         ]  # fmt: skip
 
     assert len(ours()) == 4

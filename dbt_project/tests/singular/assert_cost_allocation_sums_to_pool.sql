@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_cost_allocation'}}}) }}
 -- Every cost pool is allocated exactly, to the cent (largest-remainder rounding).
 with pools as (
     select

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_invoices'}}}) }}
 -- An invoice's total is the sum of its rounded lines, and every line belongs to an invoice.
 with lines as (
     select tenant_id, month, sum(amount) as lines_total, count(*) as line_count

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_mrr_summary'}}}) }}
 -- starting + new + expansion + contraction + churn + reactivation = ending, every month, and
 -- each month starts where the previous one ended.
 with summary as (

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'fct_usage_monthly'}}}) }}
 {#- hourly = daily = monthly = raw events, per tenant, meter and month, for every aggregation
     (sums and counts add up, peaks are the same maximum, unique counts equal the distinct values
     of the raw events). With vars min_date/max_date only the months touching the window are

@@ -65,7 +65,8 @@ def usage_events(redis: RedisResource, postgres: PostgresResource) -> dg.Materia
     group_name="ingestion",
     kinds={"redis", "postgres"},
     owners=OWNERS,
-    deps=[["meterline", "tenants"]],
+    # After the load, so the drift check compares counters with freshly loaded events.
+    deps=[["meterline", "tenants"], usage_events],
     description=(
         "Snapshot of the live Redis counters (per tenant, meter, month and hour), so drift "
         "between Redis and Postgres is visible and checked."
