@@ -67,7 +67,10 @@ def run_bench(rt, console: Console, *, as_json: bool, events: int, transform_eve
             from meterline.core.dbt_bench import run_transform_bench
 
             with console.status(f"dbt benchmark ({transform_events:,} events)...", spinner="dots"):
-                results.update(run_transform_bench(url, events=transform_events))
+                transform = run_transform_bench(url, events=transform_events)
+                results.update(
+                    {f"transform_{k}" if k in results else k: v for k, v in transform.items()}
+                )
     if as_json:
         print(json.dumps(results, indent=2, default=str))
     else:
