@@ -12,10 +12,18 @@ from sqlalchemy.engine import make_url
 def empty_database(test_services):
     from meterline.core.services import ensure_database
 
-    admin = make_url(test_services.database_url).set(database="postgres").render_as_string(hide_password=False)
+    admin = (
+        make_url(test_services.database_url)
+        .set(database="postgres")
+        .render_as_string(hide_password=False)
+    )
     name = f"meterline_mig_{secrets.token_hex(4)}"
     ensure_database(admin, name)
-    yield make_url(test_services.database_url).set(database=name).render_as_string(hide_password=False)
+    yield (
+        make_url(test_services.database_url)
+        .set(database=name)
+        .render_as_string(hide_password=False)
+    )
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
 

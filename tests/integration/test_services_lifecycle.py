@@ -64,7 +64,9 @@ def test_up_reuses_down_stops_and_data_survives(home):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("create table kept (v int)")
         conn.execute("insert into kept values (42)")
-        dagster_db = conn.execute("select 1 from pg_database where datname = 'meterline_dagster'").fetchone()
+        dagster_db = conn.execute(
+            "select 1 from pg_database where datname = 'meterline_dagster'"
+        ).fetchone()
     assert dagster_db is not None
     redis.Redis.from_url(redis_url).set("kept", "yes")
 

@@ -23,7 +23,9 @@ def _events(tenant: str, start: datetime, n: int, prefix: str = "e") -> list[dic
 
 def _rollup_totals(conn, table: str) -> dict[tuple[str, str], Decimal]:
     rows = conn.execute(
-        text(f"select tenant_id, meter, sum(quantity) from analytics.{table} where meter in ('api_calls','compute_seconds') group by 1, 2")
+        text(
+            f"select tenant_id, meter, sum(quantity) from analytics.{table} where meter in ('api_calls','compute_seconds') group by 1, 2"
+        )
     )
     return {(t, m): q for t, m, q in rows}
 

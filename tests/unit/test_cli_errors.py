@@ -20,7 +20,9 @@ MESSAGES = {
 }
 
 
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     full_env.update(env or {})
     return subprocess.run(
@@ -59,5 +61,15 @@ def test_user_errors_are_one_line(case, args, env, bad_catalog):
 def test_help_is_fast_and_lists_the_commands():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("services", "migrate", "catalog", "tenants", "import", "pipeline", "demo", "bench", "serve"):
+    for command in (
+        "services",
+        "migrate",
+        "catalog",
+        "tenants",
+        "import",
+        "pipeline",
+        "demo",
+        "bench",
+        "serve",
+    ):
         assert command in result.stdout
