@@ -38,7 +38,6 @@ def _totals(db, cutoff) -> dict:
             "invoices": conn.execute(
                 text("select count(*), sum(amount_due) from meterline.invoices")
             ).one(),
-            "alerts": conn.execute(text("select count(*) from meterline.alerts")).scalar_one(),
         }
 
 
