@@ -60,7 +60,10 @@ def run_bench(rt, console: Console, *, as_json: bool, events: int, transform_eve
             from ingestion.bench import run_ingest_bench
 
             with console.status(f"ingest benchmarks ({events:,} events)...", spinner="dots"):
-                results.update(run_ingest_bench(rt.redis, engine, prefix=prefix, events=events))
+                sizes = {"http_events": min(100_000, events), "latency_samples": min(2_000, events)}
+                results.update(
+                    run_ingest_bench(rt.redis, engine, prefix=prefix, events=events, **sizes)
+                )
         finally:
             _drop_prefix(rt.redis, prefix)
         if transform_events:
