@@ -135,9 +135,9 @@ def catalog_load(
 
 def _refresh_plan_caches(rt, tenant_id: str | None = None) -> None:
     """Plan limits are cached in Redis; drop the cache so a change takes effect at once."""
-    from ingestion.recorder import UsageRecorder
+    from ingestion.plans import invalidate_plan_cache
 
-    UsageRecorder(rt.redis, rt.engine, prefix=rt.prefix).invalidate_plan_cache(tenant_id)
+    invalidate_plan_cache(rt.redis, prefix=rt.prefix, tenant_id=tenant_id)
 
 
 # --- tenants ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import cache
 
 from rich.console import Console
 from rich.table import Table
@@ -24,7 +25,9 @@ class PipelineError(RuntimeError):
     pass
 
 
+@cache
 def load_definitions():
+    """Load the code location once per process (the demo runs several jobs)."""
     from orchestration.definitions import defs
 
     return defs()
