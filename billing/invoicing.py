@@ -40,7 +40,9 @@ from sqlalchemy import Connection, Engine, text
 
 from billing.money import format_minor, to_minor
 from billing.rating import describe_usage, format_quantity, month_bounds
-from billing.stripe_client import RetryPolicy, metadata_of, with_retries
+from billing.stripe_client import RetryPolicy, metadata_of, of_install, with_retries
+from meterline.core import clock
+from meterline.core.installation import install_id
 
 log = logging.getLogger(__name__)
 
@@ -339,8 +341,10 @@ class _Run:
         minimum_amount: Decimal,
         retry: RetryPolicy,
         days_until_due: int,
+        install: str,
     ):
         self.engine = engine
+        self.install = install  # metadata.meterline_install: this installation's objects only
         self.client = client
         self.period = period
         self.tag = f"{period:%Y-%m}"
@@ -353,6 +357,15 @@ class _Run:
 
     def call(self, what: str, fn, *args, **kwargs):
         return with_retries(self.retry, what, lambda: fn(*args, **kwargs))
+
+    def key(self, *parts: object) -> str:
+        """An idempotency key: unique to this installation (keys are per Stripe account)."""
+        return _key(self.install, *parts)
+
+    def ours(self, obj: Any, tenant_id: str) -> bool:
+        """This tenant's object, and this installation's (see ``of_install``)."""
+        tenant = metadata_of(obj).get("meterline_tenant_id")
+        return tenant == tenant_id and of_install(obj, self.install)
 
     # customers ---------------------------------------------------------------------------
     def sync_customer(self, tenant_id: str) -> str:
@@ -378,15 +391,19 @@ class _Run:
         found = self.call(
             "customer search",
             self.client.v1.customers.search,
-            params={"query": f"metadata['meterline_tenant_id']:'{tenant_id}'", "limit": 10},
+            params={"query": f"metadata['meterline_tenant_id']:'{tenant_id}'", "limit": 100},
         )
-        matches = sorted(found.data, key=lambda c: c.created)
+        # Our own first, then one made by hand (no installation id), oldest first.
+        matches = sorted(
+            (c for c in found.auto_paging_iter() if self.ours(c, tenant_id)),
+            key=lambda c: (metadata_of(c).get("meterline_install") != self.install, c.created),
+        )
         if matches:
             customer_id = matches[0].id
         else:
             params: dict[str, Any] = {
                 "name": row.name,
-                "metadata": {"meterline_tenant_id": tenant_id},
+                "metadata": {"meterline_tenant_id": tenant_id, "meterline_install": self.install},
             }
             if row.email:
                 params["email"] = row.email
@@ -394,7 +411,7 @@ class _Run:
                 "customer create",
                 self.client.v1.customers.create,
                 params=params,
-                options={"idempotency_key": _key(tenant_id, "customer")},
+                options={"idempotency_key": self.key(tenant_id, "customer")},
             )
             customer_id = customer.id
         with self.engine.begin() as conn:
@@ -428,8 +445,7 @@ class _Run:
         candidates = [
             inv
             for inv in page.auto_paging_iter()
-            if metadata_of(inv).get("meterline_period") == self.tag
-            and metadata_of(inv).get("meterline_tenant_id") == tenant_id
+            if metadata_of(inv).get("meterline_period") == self.tag and self.ours(inv, tenant_id)
         ]
         if not candidates:
             return None
@@ -456,11 +472,12 @@ class _Run:
                 "description": f"Usage for {datetime(self.period.year, self.period.month, 1):%B %Y}",
                 "metadata": {
                     "meterline_tenant_id": tenant_id,
+                    "meterline_install": self.install,
                     "meterline_period": self.tag,
                     "meterline_usage_cutoff": self.usage_cutoff.isoformat(),
                 },
             },
-            options={"idempotency_key": _key(tenant_id, self.tag, "invoice")},
+            options={"idempotency_key": self.key(tenant_id, self.tag, "invoice")},
         )
 
     def draft_items(self, invoice_id: str) -> dict[str, Any]:
@@ -481,6 +498,7 @@ class _Run:
     def create_item(self, tenant_id: str, customer_id: str, invoice_id: str, line: ExpectedLine):
         metadata = {
             "meterline_tenant_id": tenant_id,
+            "meterline_install": self.install,
             "meterline_period": self.tag,
             "line_key": line.line_key,
             "line_type": line.line_type,
@@ -501,7 +519,7 @@ class _Run:
                 "metadata": metadata,
             },
             options={
-                "idempotency_key": _key(
+                "idempotency_key": self.key(
                     tenant_id, self.tag, invoice_id, "line", line.line_key, line.amount
                 )
             },
@@ -702,7 +720,7 @@ def _invoice_tenant(run: _Run, tenant_id: str, lines: list[ExpectedLine]) -> Ten
             run.client.v1.invoices.finalize_invoice,
             invoice.id,
             params={"auto_advance": False},
-            options={"idempotency_key": _key(tenant_id, run.tag, invoice.id, "finalize")},
+            options={"idempotency_key": run.key(tenant_id, run.tag, invoice.id, "finalize")},
         )
     except stripe.InvalidRequestError:
         invoice = run.call("invoice retrieve", run.client.v1.invoices.retrieve, invoice.id)
@@ -717,7 +735,7 @@ def _invoice_tenant(run: _Run, tenant_id: str, lines: list[ExpectedLine]) -> Ten
         _record_invoice(
             conn, tenant_id, run.period, status=invoice.status, currency=currency,
             amount_due=invoice.total, usage_cutoff=run.usage_cutoff, stripe_invoice_id=invoice.id,
-            stripe_customer_id=customer_id, finalized_at=_finalized_at(invoice) or datetime.now(UTC),
+            stripe_customer_id=customer_id, finalized_at=_finalized_at(invoice) or clock.now(),
         )  # fmt: skip
     return TenantInvoice(
         tenant_id,
@@ -742,6 +760,7 @@ def create_invoices(
     retry: RetryPolicy | None = None,
     days_until_due: int = 30,
     now: datetime | None = None,
+    install: str | None = None,
 ) -> InvoiceRunResult:
     """Invoice ``period`` (any day of the month) in Stripe; idempotent, resumable.
 
@@ -749,7 +768,8 @@ def create_invoices(
     must not be in the future: the month has to be closed). ``minimum_amount`` (major units of
     the tenant's currency): smaller totals are recorded as ``skipped`` and not sent to Stripe.
     Raises :class:`InvoicingError` (with ``.result``) when a tenant failed after retries; a
-    re-run resumes where it stopped.
+    re-run resumes where it stopped. ``install`` (default: this database's installation id)
+    namespaces every Stripe object and lookup, so installs sharing an account stay apart.
     """
     period = month_start(period)
     _, period_end = month_bounds(period)
@@ -760,7 +780,7 @@ def create_invoices(
             f"usage_cutoff {usage_cutoff:%Y-%m-%d %H:%M} is before the end of {period:%Y-%m}; "
             "it is the month end plus BILLING_GRACE_HOURS"
         )
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     if now < usage_cutoff:
         raise InvoicingError(
             f"{period:%Y-%m} is not closed yet: usage is accepted until "
@@ -774,6 +794,7 @@ def create_invoices(
         Decimal(str(minimum_amount)),
         retry or RetryPolicy(),
         days_until_due,
+        install or install_id(engine),
     )
     result = InvoiceRunResult(period=period, usage_cutoff=usage_cutoff)
     lock_conn = engine.connect()

@@ -39,7 +39,9 @@ from sqlalchemy import Engine, text
 from billing.invoicing import LINES_TABLE, month_start, require_lines_table
 from billing.money import format_minor
 from billing.rating import month_bounds
-from billing.stripe_client import RetryPolicy, metadata_of, with_retries
+from billing.stripe_client import RetryPolicy, metadata_of, of_install, with_retries
+from meterline.core import clock
+from meterline.core.installation import install_id
 
 CATEGORIES = (
     "matched",
@@ -155,15 +157,18 @@ class ReconciliationResult:
         return "\n".join(lines)
 
 
-def _stripe_invoices(client: stripe.StripeClient, tag: str, retry: RetryPolicy) -> list[Any]:
+def _stripe_invoices(
+    client: stripe.StripeClient, tag: str, install: str, retry: RetryPolicy
+) -> list[Any]:
+    """The month's invoices that are this installation's business (``of_install``): another
+    install sharing the account is neither matched nor reported as unexpected."""
+    query = f"metadata['meterline_period']:'{tag}'"
     page = with_retries(
         retry,
         "invoice search",
-        lambda: client.v1.invoices.search(
-            params={"query": f"metadata['meterline_period']:'{tag}'", "limit": 100}
-        ),
+        lambda: client.v1.invoices.search(params={"query": query, "limit": 100}),
     )
-    return list(page.auto_paging_iter())
+    return [inv for inv in page.auto_paging_iter() if of_install(inv, install)]
 
 
 def reconcile(
@@ -174,12 +179,17 @@ def reconcile(
     reports_dir: str | Path,
     retry: RetryPolicy | None = None,
     now: datetime | None = None,
+    install: str | None = None,
 ) -> ReconciliationResult:
-    """Compare the month's expected invoices with Stripe; store rows and write the reports."""
+    """Compare the month's expected invoices with Stripe; store rows and write the reports.
+
+    Only this installation's invoices are considered (``install``, default: this database's
+    installation id): another install sharing the Stripe account is neither matched nor
+    reported as unexpected."""
     period = month_start(period)
     tag = f"{period:%Y-%m}"
     retry = retry or RetryPolicy()
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     start, end = month_bounds(period)
     with engine.connect() as conn:
         require_lines_table(conn)
@@ -248,7 +258,7 @@ def reconcile(
         ):
             late_events[r.tenant_id] = int(r.n)
 
-    found = _stripe_invoices(stripe_client, tag, retry)
+    found = _stripe_invoices(stripe_client, tag, install or install_id(engine), retry)
     by_tenant: dict[str, list[Any]] = defaultdict(list)
     seen_ids = set()
     for inv in found:
@@ -503,7 +513,7 @@ def render_html(result: ReconciliationResult) -> str:
             f"<td>{e(row.stripe_invoice_id or '')}</td><td>{e(row.stripe_status or '')}</td>"
             f"<td>{e(row.explanation)}</td></tr>"
         )
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    generated = clock.now().strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Invoice reconciliation {period}</title>
 <style>{_STYLE}</style></head><body>

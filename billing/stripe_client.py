@@ -61,6 +61,14 @@ def metadata_of(obj: Any) -> dict[str, str]:
     return metadata.to_dict() if metadata else {}
 
 
+def of_install(obj: Any, install: str) -> bool:
+    """Whether a Stripe object is this installation's business: it carries our
+    ``meterline_install``, or none at all (made by hand in the dashboard, or before
+    installation ids existed). Objects of another installation sharing the account always
+    carry theirs, so they are never adopted or reported."""
+    return metadata_of(obj).get("meterline_install", install) == install
+
+
 def is_retryable(exc: Exception) -> bool:
     if isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError):
         return True

@@ -37,6 +37,7 @@ from sqlalchemy import Engine, text
 
 from ingestion import keys
 from ingestion.notify import ChannelNotConfigured, DeliveryError, Notification, Notifier
+from meterline.core import clock
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ CHANNELS = (REDIS, EMAIL, ADMIN_EMAIL, WEBHOOK)
 def period_of(at: date | datetime | str | None = None) -> str:
     """``YYYY-MM`` of a UTC instant, a date, or an already formatted period (validated)."""
     if at is None:
-        at = datetime.now(UTC)
+        at = clock.now()
     if isinstance(at, str):
         try:
             datetime.strptime(at, "%Y-%m")
@@ -223,7 +224,7 @@ def current_usage(
     aggregated per the meter's aggregation. Limits come from the tenant's current
     subscription (``plan_meters.limit_quantity``)."""
     period = period_of(month)
-    at = now or datetime.now(UTC)
+    at = now or clock.now()
     with engine.connect() as conn:
         limits = conn.execute(text(_LIMITS_SQL), {"now": at}).all()
     if not limits:
@@ -401,8 +402,8 @@ from meterline.tenants t
 cross join meterline.meters m
 left join lateral (
     select s.plan_id from meterline.subscriptions s
-    where s.tenant_id = t.tenant_id and s.effective_from <= now()
-      and (s.effective_to is null or s.effective_to > now())
+    where s.tenant_id = t.tenant_id and s.effective_from <= :at
+      and (s.effective_to is null or s.effective_to > :at)
     order by s.effective_from desc limit 1
 ) cur on true
 left join meterline.plans p on p.plan_id = cur.plan_id
@@ -413,9 +414,12 @@ where t.tenant_id = :tenant and m.meter = :meter
 """
 
 
-def alert_context(engine: Engine, tenant_id: str, meter: str) -> AlertContext:
+def alert_context(
+    engine: Engine, tenant_id: str, meter: str, *, at: datetime | None = None
+) -> AlertContext:
+    params = {"tenant": tenant_id, "meter": meter, "at": at or clock.now()}
     with engine.connect() as conn:
-        row = conn.execute(text(_CONTEXT_SQL), {"tenant": tenant_id, "meter": meter}).first()
+        row = conn.execute(text(_CONTEXT_SQL), params).first()
     if row is None:
         raise LookupError(
             f"tenant {tenant_id!r} or meter {meter!r} does not exist: create the tenant or load "

@@ -34,6 +34,7 @@ from ingestion.ratelimit import RateLimiter
 from ingestion.recorder import BatchResult, UsageRecorder
 from ingestion.usage import MeterUsage, all_live_usage, live_usage
 from ingestion.validation import EventValidationError
+from meterline.core import clock
 
 MAX_BODY_BYTES = 1_048_576
 MAX_BATCH = 1000
@@ -308,7 +309,7 @@ def create_app(
         return json_response(
             {
                 "tenant_id": tenant,
-                "month": (start or datetime.now(UTC)).strftime("%Y-%m"),
+                "month": (start or clock.now()).strftime("%Y-%m"),
                 "plan": plan,
                 "meters": meters,
                 "estimated_total": _num(sum(costs.values(), Decimal(0)))

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 
 import orjson
 from sqlalchemy import Engine, text
@@ -30,6 +29,7 @@ from sqlalchemy import Engine, text
 from ingestion import keys
 from ingestion.loader import load_stream
 from ingestion.recorder import UsageRecorder
+from meterline.core import clock
 
 
 def redis_url_of(client) -> str:
@@ -119,7 +119,7 @@ def run_ingest_bench(
     tenant = f"bench-{secrets.token_hex(4)}"
     create_tenant(engine, tenant, _bench_plan(engine))
     results: dict = {"events": events, "batch_size": batch_size, "cpus": os.cpu_count()}
-    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ts = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     url = redis_url_of(redis)
     try:
         # SDK, one caller ------------------------------------------------------------------

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -36,6 +36,7 @@ from ingestion.validation import (
     parse_value_text,
     validate_batch,
 )
+from meterline.core import clock
 
 MAX_LISTED_ERRORS = 100
 CSV_FIELDS = ("id", "tenant_id", "meter", "value", "timestamp", "dimensions")
@@ -204,7 +205,7 @@ def import_events(
     """Import a JSON Lines or CSV file of events; see the module docstring."""
     started = time.perf_counter()
     path = Path(path)
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     recorder = UsageRecorder(
         redis, engine, prefix=prefix, dedupe_window_seconds=dedupe_window_seconds
     )

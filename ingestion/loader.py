@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy import Engine, text
 
 from ingestion import keys
+from meterline.core import clock
 
 CrashHook = Callable[[str], None]
 STREAMS_PER_READ = 64
@@ -182,7 +183,7 @@ def _flush(redis, engine: Engine, batch: _Batch, stats: LoadStats, crash_hook: C
     inserted = insert_rows(engine, batch.payloads, crash_hook) if batch.payloads else 0
     if crash_hook:
         crash_hook("after_commit")
-    committed = time.time()
+    committed = _redis_seconds(redis)  # stream ids carry Redis's clock: compare like with like
     pipe = redis.pipeline(transaction=False)
     for stream, ids in batch.entries.items():
         for i in range(0, len(ids), 1000):
@@ -292,7 +293,12 @@ def _oldest_age(redis, streams: list[str]) -> float:
     oldest = [_entry_ms(_text(r[0][0])) for r in pipe.execute() if r]
     if not oldest:
         return 0.0
-    return max(0.0, time.time() - min(oldest) / 1000)
+    return max(0.0, _redis_seconds(redis) - min(oldest) / 1000)
+
+
+def _redis_seconds(redis) -> float:
+    seconds, micros = redis.time()
+    return seconds + micros / 1e6
 
 
 # --- counter snapshots --------------------------------------------------------------------
@@ -303,7 +309,7 @@ def snapshot_counters(
     current and previous month, and the last ``hours`` hours. Returns rows written."""
     from ingestion.usage import month_start, read_counters
 
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or clock.now()).astimezone(UTC)
     snapshot_at = now.replace(microsecond=0)
     this_month = month_start(now)
     previous_month = month_start(this_month - timedelta(days=1))

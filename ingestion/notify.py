@@ -33,13 +33,14 @@ import re
 import secrets
 import smtplib
 import ssl
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from meterline.core import clock
 
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 DEFAULT_SENDER = "Meterline <alerts@meterline.localhost>"
@@ -145,7 +146,7 @@ def verify_signature(
     if not timestamp or not signature:
         return False
     try:
-        age = abs((now if now is not None else time.time()) - int(timestamp))
+        age = abs((now if now is not None else clock.timestamp()) - int(timestamp))
     except ValueError:
         return False
     if age > tolerance:
@@ -321,7 +322,7 @@ class Notifier:
         import httpx
 
         body = message.json_body()
-        timestamp = str(int(time.time()))
+        timestamp = str(int(clock.timestamp()))
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "meterline-alerts/1",

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine, text
 
 from ingestion import keys
+from meterline.core import clock
 
 PLAN_CACHE_TTL = 300
 
@@ -65,7 +66,7 @@ def load_plans(
     engine: Engine, tenant_ids: Iterable[str] | None = None, *, at: datetime | None = None
 ) -> dict[str, PlanInfo]:
     """Current plan and per-meter limits of the given tenants (all tenants when None)."""
-    params: dict = {"at": at or datetime.now(UTC)}
+    params: dict = {"at": at or clock.now()}
     where = ""
     if tenant_ids is not None:
         params["ids"] = list(tenant_ids)

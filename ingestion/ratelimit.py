@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import time
 
 from ingestion import keys
+from meterline.core import clock
 
 _BUCKET = """
 local rate = tonumber(ARGV[1])
@@ -38,7 +38,7 @@ class RateLimiter:
         self._script = redis.register_script(_BUCKET)
 
     def allow(self, tenant_id: str, cost: float = 1.0) -> tuple[bool, int]:
-        now_ms = int(time.time() * 1000)
+        now_ms = clock.timestamp_ms()
         allowed, wait_ms = self._script(
             keys=[keys.rate_key(self.prefix, tenant_id)],
             args=[self.rate, self.burst, now_ms, cost],

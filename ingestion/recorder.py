@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from ingestion.directory import Directory
 from ingestion.plans import PLAN_CACHE_TTL, refresh_plan_cache
 from ingestion.plans import invalidate_plan_cache as _invalidate
 from ingestion.validation import EventValidationError, PreparedBatch, as_event_list, validate_batch
+from meterline.core import clock
 
 SCRIPT = (Path(__file__).parent / "lua" / "record.lua").read_text()
 MONTH_TTL = 100 * 86400
@@ -269,7 +270,7 @@ class UsageRecorder:
         records usage that already happened even above a hard limit (imports).
         """
         event_list = as_event_list(events)
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware (UTC)")
         batch = validate_batch(

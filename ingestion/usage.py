@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from ingestion import keys
 from ingestion.plans import PlanInfo, load_plans
+from meterline.core import clock
 
 Period = tuple[str, datetime]  # ("month" | "hour", period start in UTC)
 
@@ -162,7 +163,7 @@ def live_usage(
 ) -> list[MeterUsage]:
     """Per meter of the tenant's plan (plus any other meter with usage): the month's quantity,
     limit, percent, remaining and refused attempts, from the live Redis counters."""
-    start = month_start(month or datetime.now(UTC))
+    start = month_start(month or clock.now())
     plans = load_plans(engine, [tenant_id])
     if tenant_id not in plans:
         raise KeyError(f"unknown tenant {tenant_id!r}")
@@ -173,6 +174,6 @@ def all_live_usage(
     redis, engine: Engine, *, prefix: str, month: date | datetime | None = None
 ) -> dict[str, list[MeterUsage]]:
     """:func:`live_usage` for every tenant (one Postgres query, one Redis round trip)."""
-    start = month_start(month or datetime.now(UTC))
+    start = month_start(month or clock.now())
     plans = load_plans(engine)
     return _usage_rows(redis, prefix=prefix, plans=plans.values(), month=start)

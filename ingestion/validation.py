@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from itertools import count
 import orjson
 
 from ingestion.directory import Directory
+from meterline.core import clock
 
 MAX_VALUE = 10**12
 MAX_AGE = timedelta(days=35)
@@ -102,7 +102,7 @@ _ID_COUNTER = count()
 
 def new_event_id(now_ms: int | None = None) -> str:
     """A time-ordered id (like a UUIDv7): 12 hex ms + 10 hex process-random + 6 hex counter."""
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    ms = clock.timestamp_ms() if now_ms is None else now_ms
     return f"{ms:012x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFF:06x}"
 
 

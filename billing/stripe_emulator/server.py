@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from billing.stripe_emulator.params import ParamError, as_int, check_params, decode_form
 from billing.stripe_emulator.state import EmulatorState, StripeFailure
+from meterline.core import clock
 
 Handler = Callable[[EmulatorState, re.Match, dict[str, Any]], Any]
 
@@ -262,7 +263,7 @@ class Emulator:
     def _api(
         self, method: str, path: str, query: str, headers: dict[str, str], body: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        request_id = "req_" + str(int(time.time() * 1000))
+        request_id = "req_" + str(clock.timestamp_ms())
         base_headers = {
             "Request-Id": request_id,
             "Stripe-Version": headers.get("stripe-version", ""),

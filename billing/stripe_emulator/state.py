@@ -12,7 +12,6 @@ import os
 import secrets
 import string
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from billing.stripe_emulator.params import (
     as_metadata,
     parse_search_query,
 )
+from meterline.core import clock
 
 _ALPHABET = string.ascii_letters + string.digits
 INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
@@ -109,7 +109,7 @@ class EmulatorState:
             "object": "customer",
             "address": params.get("address"),
             "balance": as_int(params, "balance", 0),
-            "created": int(time.time()),
+            "created": int(clock.timestamp()),
             "currency": None,
             "default_source": None,
             "delinquent": False,
@@ -206,7 +206,7 @@ class EmulatorState:
                 f"The currency of the invoice item ({currency}) must match the invoice's ({invoice['currency']}).",
                 param="currency",
             )
-        now = int(time.time())
+        now = int(clock.timestamp())
         period = params.get("period") or {}
         item = {
             "id": new_id("ii"),
@@ -300,7 +300,7 @@ class EmulatorState:
         collection_method = params.get("collection_method") or "charge_automatically"
         if collection_method not in ("charge_automatically", "send_invoice"):
             raise StripeFailure(400, "Invalid collection_method", param="collection_method")
-        now = int(time.time())
+        now = int(clock.timestamp())
         due_date = as_int(params, "due_date")
         days = as_int(params, "days_until_due")
         if collection_method == "charge_automatically" and (due_date or days):
@@ -471,7 +471,7 @@ class EmulatorState:
                 "re-finalize a non-draft invoice.",
             )
         self._recompute(invoice)
-        now = int(time.time())
+        now = int(clock.timestamp())
         customer = self.data["customers"][invoice["customer"]]
         seq = self.data["invoice_numbers"].get(customer["id"], 0) + 1
         self.data["invoice_numbers"][customer["id"]] = seq
@@ -497,7 +497,7 @@ class EmulatorState:
             )
         invoice["status"] = "void"
         invoice["amount_remaining"] = 0
-        invoice["status_transitions"]["voided_at"] = int(time.time())
+        invoice["status_transitions"]["voided_at"] = int(clock.timestamp())
         return invoice
 
     def mark_uncollectible(self, invoice_id: str) -> dict[str, Any]:
@@ -508,7 +508,7 @@ class EmulatorState:
                 f"You can only mark open invoices as uncollectible; this invoice is {invoice['status']}.",
             )
         invoice["status"] = "uncollectible"
-        invoice["status_transitions"]["marked_uncollectible_at"] = int(time.time())
+        invoice["status_transitions"]["marked_uncollectible_at"] = int(clock.timestamp())
         return invoice
 
     def pay(self, invoice_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -526,7 +526,7 @@ class EmulatorState:
         invoice["amount_remaining"] = 0
         invoice["attempted"] = True
         invoice["attempt_count"] += 1
-        invoice["status_transitions"]["paid_at"] = int(time.time())
+        invoice["status_transitions"]["paid_at"] = int(clock.timestamp())
         return invoice
 
     def list_invoices(self, params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,13 +13,14 @@ rows. Money is integer minor units with a ``currency``; quantities are Decimals.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, text
 
 from ingestion.alerts import DEFAULT_THRESHOLDS
 from ingestion.usage import MeterUsage, all_live_usage, live_usage, month_start
+from meterline.core import clock
 
 MARTS = (
     "analytics.fct_usage_daily",
@@ -145,7 +146,7 @@ def tenant_summary(
     cost_estimator: CostEstimator | None = None,
 ) -> dict | None:
     """Profile, live usage per meter and the cost so far / projected for this month."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     month = month_start(now)
     with engine.connect() as conn:
         profile = tenant_profile(conn, tenant_id, now)
@@ -257,11 +258,11 @@ def usage_trend(engine: Engine, tenant_id: str, *, days: int, today: date) -> li
                 """
                 select pm.meter from meterline.subscriptions s
                 join meterline.plan_meters pm on pm.plan_id = s.plan_id
-                where s.tenant_id = :t and s.effective_from <= now()
-                  and (s.effective_to is null or s.effective_to > now())
+                where s.tenant_id = :t and s.effective_from <= :at
+                  and (s.effective_to is null or s.effective_to > :at)
                 """
             ),
-            {"t": tenant_id},
+            {"t": tenant_id, "at": clock.now()},
         ).scalars()
         series: dict[str, dict[date, Decimal]] = {m: {} for m in meters}
         aggregations = dict(
@@ -389,7 +390,7 @@ def admin_overview(
     """Every tenant, highest percentage of any limit first (live counters; the marts'
     figure when a tenant has no live counters), with cost, MRR, allocated cost and margin.
     ``finance_month`` is the newest month with allocated costs (usually the last closed one)."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     month = month_start(now).date()
     with engine.connect() as conn:
         marts = marts_available(conn)

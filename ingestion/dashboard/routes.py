@@ -18,9 +18,7 @@ Caching
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
@@ -34,6 +32,7 @@ from ingestion.dashboard.assets import IMMUTABLE, Assets
 from ingestion.dashboard.gzip import ScopedGZipMiddleware
 from ingestion.dashboard.pages import admin_page, error_page, tenant_page
 from ingestion.dashboard.svg import bar_chart
+from meterline.core import clock
 
 TENANT_COOKIE = "meterline_dashboard"
 ADMIN_COOKIE = "meterline_admin"
@@ -200,7 +199,7 @@ def mount_dashboard(
         response.set_cookie(
             cookie,
             token,
-            max_age=max(1, exp - int(time.time())),
+            max_age=max(1, exp - int(clock.timestamp())),
             httponly=True,
             samesite="lax",
             secure=_secure(request),
@@ -234,7 +233,7 @@ def mount_dashboard(
                         if tenant is None
                         else "key: this key belongs to another tenant",
                     )
-                exp_at = int(time.time()) + signing.SESSION_TTL
+                exp_at = int(clock.timestamp()) + signing.SESSION_TTL
                 token = signing.session_token(secret, signing.TENANT, tenant, exp_at)
                 return _signed_in("/dashboard", TENANT_COOKIE, token, exp_at, request)
             tenant = tenant_of(request, t)
@@ -242,7 +241,7 @@ def mount_dashboard(
             return _refused_page(exc)
         response = HTMLResponse(tenant_html, headers={"Cache-Control": PAGE_CACHE})
         if request.headers.get("authorization"):
-            exp_at = int(time.time()) + signing.SESSION_TTL
+            exp_at = int(clock.timestamp()) + signing.SESSION_TTL
             token = signing.session_token(secret, signing.TENANT, tenant, exp_at)
             response.set_cookie(
                 TENANT_COOKIE, token, max_age=signing.SESSION_TTL, httponly=True,
@@ -258,7 +257,7 @@ def mount_dashboard(
                     require_admin(request)
                 if not same_secret(key, admin_key):
                     raise Refused(403, "key", "key: not the admin key (METERLINE_ADMIN_KEY)")
-                exp_at = int(time.time()) + signing.SESSION_TTL
+                exp_at = int(clock.timestamp()) + signing.SESSION_TTL
                 token = signing.session_token(secret, signing.ADMIN, "admin", exp_at)
                 return _signed_in("/admin", ADMIN_COOKIE, token, exp_at, request)
             require_admin(request)
@@ -305,7 +304,7 @@ def mount_dashboard(
             size = _int(per_page, "per_page", 10, 1, 100)
         except Refused as exc:
             return _json_error(exc)
-        today = datetime.now(UTC).date()
+        today = clock.now().date()
         series = queries.usage_trend(engine, tenant_id, days=n_days, today=today)
         result = queries.page_of(series, page_no, size)
         for item in result["items"]:

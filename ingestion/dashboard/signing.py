@@ -18,11 +18,12 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
+
+from meterline.core import clock
 
 TENANT = "tenant"
 ADMIN = "admin"
@@ -98,7 +99,7 @@ def verify(
         return Verdict(None, status=401, reason=f"exp: not a unix timestamp, got {exp!r}")
     if not hmac.compare_digest(sign(secret, purpose, subject, expires), str(sig)):
         return Verdict(None, status=403, reason="sig: signature does not match; ask for a new link")
-    if expires <= (time.time() if now is None else now):
+    if expires <= (clock.timestamp() if now is None else now):
         return Verdict(None, exp=expires, status=401, reason="link expired; ask for a new one")
     return Verdict(subject, exp=expires)
 
@@ -128,6 +129,6 @@ def mint_dashboard_link(
     ``base_url`` like ``http://127.0.0.1:8000`` (empty: a path relative to the server)."""
     if ttl <= 0:
         raise ValueError(f"ttl: must be > 0 seconds, got {ttl}")
-    exp = int((time.time() if now is None else now) + ttl)
+    exp = int((clock.timestamp() if now is None else now) + ttl)
     query = urlencode({"t": tenant_id, "exp": exp, "sig": sign(secret, TENANT, tenant_id, exp)})
     return f"{base_url.rstrip('/')}/dashboard?{query}"

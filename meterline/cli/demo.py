@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlalchemy import text
 
 from meterline.cli import demo_data as data
+from meterline.core import clock, periods
 
 HISTORY_MONTHS = 2
 LIVE_BATCH = 1000
@@ -51,9 +52,9 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
     save_catalog(rt.engine, load_catalog())
     console.print("  catalog   billing/catalog.yaml loaded")
 
-    now = data.now_utc()
+    now = clock.now()
     today = now.date()
-    this_month = data.month_start(today)
+    this_month = periods.month_start(today)
     people = data.demo_tenants(tenants, today)
     created = _ensure_tenants(rt, people)
     console.print(f"  tenants   {len(people)} ({created} new)")
@@ -64,7 +65,7 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
         writer = csv.DictWriter(handle, fieldnames=["month", "cost_pool", "driver_meter", "amount"])
         writer.writeheader()
         for back in range(HISTORY_MONTHS, 0, -1):
-            writer.writerows(data.cost_rows(data.add_months(this_month, -back)))
+            writer.writerows(data.cost_rows(periods.add_months(this_month, -back)))
     console.print(f"  costs     {import_costs(rt.engine, costs_file)} cost pools imported")
 
     _import_history(console, rt, people, this_month, scale)
@@ -74,9 +75,9 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
     run_pipeline(rt, console)
     _print_usage(console, rt, this_month, live)
     _notify_quotas(console, rt, now)
-    _print_finance(console, rt, data.add_months(this_month, -1))
+    _print_finance(console, rt, periods.add_months(this_month, -1))
 
-    billed = _billable_month(rt, now)
+    billed = periods.last_billable_month(now, rt.settings.billing_grace_hours)
     console.rule(f"[bold]Billing {billed:%B %Y}")
     run_invoice(rt, console, billed)
     run_reconcile(rt, console, billed)
@@ -116,15 +117,6 @@ def _notify_quotas(console: Console, rt, now: datetime) -> None:
     console.print(table)
 
 
-def _billable_month(rt, now: datetime):
-    """The last closed month whose grace period (BILLING_GRACE_HOURS) is over."""
-    month = data.add_months(data.month_start(now.date()), -1)
-    cutoff = datetime(now.year, now.month, 1, tzinfo=UTC) + timedelta(
-        hours=rt.settings.billing_grace_hours
-    )
-    return month if now >= cutoff else data.add_months(month, -1)
-
-
 def _ensure_tenants(rt, people: list[data.DemoTenant]) -> int:
     from meterline.core import tenants as tenant_store
 
@@ -150,8 +142,8 @@ def _import_history(console: Console, rt, people, this_month, scale: float) -> N
     from ingestion.importer import import_events
 
     for back in range(HISTORY_MONTHS, 0, -1):
-        month = data.add_months(this_month, -back)
-        end = data.add_months(month, 1)
+        month = periods.add_months(this_month, -back)
+        end = periods.add_months(month, 1)
         path = rt.settings.home / "demo" / f"events-{month:%Y-%m}.jsonl"
         start_dt = datetime(month.year, month.month, 1, tzinfo=UTC)
         end_dt = datetime(end.year, end.month, 1, tzinfo=UTC)

@@ -11,7 +11,9 @@ import random
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+
+from meterline.core.periods import add_months, month_start
 
 COMPANY_NAMES = [
     "Acme Analytics", "Globex Cloud", "Initech Labs", "Umbrella Health", "Stark Robotics",
@@ -43,15 +45,6 @@ class DemoTenant:
 
 def _seed(*parts: object) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode())
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def demo_tenants(count: int, today: date) -> list[DemoTenant]:
@@ -126,9 +119,10 @@ def usage_events(
             }
 
         # About 150,000 calls a month per unit of size, sent as a few batched events an hour.
-        calls = int(rng.gauss(1.5, 0.5) * min(load, 10)) + 1
+        # The gauss draw is clamped: a negative draw once made `calls` 0 and divided by it.
+        calls = 1 + int(max(0.0, rng.gauss(1.5, 0.5)) * min(load, 10))
         per_event = 150_000 / 730 * load / calls
-        for n in range(max(calls, 1)):
+        for n in range(calls):
             user = f"u{rng.randrange(users)}"
             endpoint = rng.choice(["/v1/search", "/v1/items", "/v1/export", "/v1/auth"])
             yield event("api_calls", n, max(1, round(per_event * rng.uniform(0.5, 1.5))),
@@ -150,7 +144,3 @@ def cost_rows(month: date) -> list[dict]:
         {"month": f"{month:%Y-%m}", "cost_pool": "compute_cluster", "driver_meter": "compute_seconds", "amount": "960.00"},
         {"month": f"{month:%Y-%m}", "cost_pool": "support_and_ops", "driver_meter": "", "amount": "1500.00"},
     ]  # fmt: skip
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

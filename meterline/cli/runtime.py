@@ -50,7 +50,7 @@ def local_admin_key(settings: Settings) -> str:
 
 def export_environment(settings: Settings, urls) -> None:
     """Make the resolved services visible to Dagster resources and dbt (same process or children)."""
-    from meterline.core.db import dbt_environment, libpq_url
+    from meterline.core.db import dbt_connection_environment, libpq_url
 
     database_url, redis_url = urls.database_url, urls.redis_url
     stripe = {
@@ -68,7 +68,7 @@ def export_environment(settings: Settings, urls) -> None:
             "BILLING_GRACE_HOURS": str(settings.billing_grace_hours),
             "METERLINE_ADMIN_KEY": settings.admin_key or "",
             "METERLINE_REPORTS_DIR": str(settings.reports_dir),
-            **dbt_environment(database_url),
+            **dbt_connection_environment(database_url),
         }
     )
 
@@ -84,6 +84,11 @@ def open_runtime(*, migrate: bool = True) -> Runtime:
     export_environment(settings, urls)
     if migrate:
         run_migrations(urls.database_url)
+        if settings.install_id:
+            from meterline.core.db import get_engine
+            from meterline.core.installation import set_install_id
+
+            set_install_id(get_engine(urls.database_url), settings.install_id)
     return Runtime(
         settings, urls.database_url, urls.redis_url, urls.dagster_database_url,
         urls.stripe_api_key, urls.stripe_api_base, urls.stripe_emulated,

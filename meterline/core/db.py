@@ -66,6 +66,15 @@ def current_revision(url: str) -> str | None:
 
 
 def dbt_environment(url: str) -> dict[str, str]:
+    """Environment variables a dbt run reads, taken at the moment of the run: the connection
+    and ``METERLINE_AS_OF``, the clock's instant that every date rule in SQL takes as "now"
+    (macro ``as_of``; an explicit ``--vars '{as_of: ...}'`` still wins)."""
+    from meterline.core import clock
+
+    return {**dbt_connection_environment(url), "METERLINE_AS_OF": clock.iso()}
+
+
+def dbt_connection_environment(url: str) -> dict[str, str]:
     """Environment variables that ``dbt_project/profiles.yml`` reads to reach the database."""
     parsed = make_url(url)
     return {

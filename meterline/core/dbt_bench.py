@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 
+from meterline.core import clock
 from meterline.core.db import get_engine, migrate
 from meterline.core.dbt_runner import dbt_build, dbt_command
 
@@ -142,7 +143,7 @@ def generate_events(
 ) -> dict[str, Any]:
     """Replace raw.usage_events with ``events`` synthetic events (2 parallel inserts)."""
     engine = get_engine(database_url)
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    end = clock.now().replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     _ensure_bench_tenants(engine, tenants, start - timedelta(days=1))
     with engine.begin() as conn:

@@ -34,6 +34,7 @@ class Settings:
     billing_grace_hours: int = DEFAULT_GRACE_HOURS
     admin_key: str | None = None
     redis_prefix: str = "meterline"
+    install_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +75,14 @@ class Settings:
             raise SettingsError(
                 f"METERLINE_REDIS_PREFIX may hold letters, digits, '-' and '_' only, got {prefix!r}"
             )
+        install_id = get("METERLINE_INSTALL_ID")
+        if install_id is not None:
+            from meterline.core.installation import InstallationError, check_install_id
+
+            try:
+                check_install_id(install_id)
+            except InstallationError as exc:
+                raise SettingsError(str(exc)) from None
         dagster_home = get("DAGSTER_HOME")
         return cls(
             home=home,
@@ -87,6 +96,7 @@ class Settings:
             billing_grace_hours=grace,
             admin_key=get("METERLINE_ADMIN_KEY"),
             redis_prefix=prefix,
+            install_id=install_id,
         )
 
     @property

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, text
 
+from meterline.core import clock
+
 TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -36,7 +38,7 @@ class Tenant:
 
 def _as_instant(at: date | datetime | None) -> datetime:
     if at is None:
-        return datetime.now(UTC)
+        return clock.now()
     if isinstance(at, datetime):
         return at if at.tzinfo else at.replace(tzinfo=UTC)
     return datetime(at.year, at.month, at.day, tzinfo=UTC)

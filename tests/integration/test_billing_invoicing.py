@@ -430,3 +430,50 @@ def test_sdk_errors_surface_with_stripe_shapes(client):
     with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.invoices.retrieve("in_missing")
     assert (missing.value.http_status, missing.value.code) == (404, "resource_missing")
+
+
+def _forget_billing_state(db) -> None:
+    """What a second installation with the same tenants has: none of the first one's records."""
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "truncate meterline.invoice_reconciliation, meterline.invoice_lines, "
+                "meterline.invoices, meterline.stripe_customers, meterline.installation"
+            )
+        )
+
+
+def test_installs_sharing_a_stripe_account_never_adopt_or_report_each_others_invoices(
+    db, mart, client, tmp_path
+):
+    from meterline.core.installation import install_id, set_install_id
+
+    expected = _three_tenants(db, mart)
+    set_install_id(db, "laptop")
+    laptop = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+    laptop_ids = {i.tenant_id: i.stripe_invoice_id for i in laptop.invoices}
+
+    _forget_billing_state(db)  # CI: same tenant ids, same month, same Stripe account
+    ci = install_id(db)
+    assert ci != "laptop"
+    second = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+    assert second.count("created") == 3  # nothing adopted from the laptop
+    ci_ids = {i.tenant_id: i.stripe_invoice_id for i in second.invoices}
+    assert set(ci_ids) == set(laptop_ids) and not set(ci_ids.values()) & set(laptop_ids.values())
+    for tenant_id, invoice_id in ci_ids.items():
+        invoice = client.v1.invoices.retrieve(invoice_id)
+        assert invoice.metadata["meterline_install"] == ci
+        customer = client.v1.customers.retrieve(invoice.customer)
+        assert customer.metadata["meterline_install"] == ci
+        assert invoice.customer != client.v1.invoices.retrieve(laptop_ids[tenant_id]).customer
+
+    result = reconcile(db, client, SEP, reports_dir=tmp_path)
+    assert result.counts()["matched"] == 3 and not result.has_unexplained_differences
+    assert {r.stripe_invoice_id for r in result.rows} == set(ci_ids.values())
+    assert {r.tenant_id: r.stripe_amount for r in result.rows} == expected
+    # Both installs' invoices are in the account: six for the month.
+    assert len(stripe_invoices(client, SEP)) == 6
+    # A re-run of the second install is still a no-op.
+    assert create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST).count(
+        "created"
+    ) == 0

@@ -3,11 +3,12 @@ the highest one on its routed channels. Safe to re-run: rows are inserted
 ``ON CONFLICT DO NOTHING`` and only rows not yet ``sent`` are delivered."""
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import dagster as dg
 
+from meterline.core import clock
 from orchestration.defs.alerts.resources import NotifierResource
 from orchestration.resources import PostgresResource, RedisResource
 
@@ -83,9 +84,7 @@ def notify_quota_threshold(
     }
     if config.observed_at and report.count("sent"):
         observed = datetime.fromisoformat(config.observed_at)
-        metadata["seconds_since_crossing"] = round(
-            (datetime.now(UTC) - observed).total_seconds(), 3
-        )
+        metadata["seconds_since_crossing"] = round((clock.now() - observed).total_seconds(), 3)
     if report.failed:
         raise dg.Failure(
             description=(

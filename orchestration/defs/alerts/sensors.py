@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 
+from meterline.core import clock
 from orchestration.defs.alerts.jobs import quota_notification_job
 from orchestration.defs.alerts.resources import NotifierResource
 from orchestration.resources import PostgresResource, RedisResource
@@ -65,7 +66,7 @@ def evaluate_quota_tick(
         retry_candidates,
     )
 
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     period = period_of(now)
     state = QuotaCursor.parse(cursor)
     if state.period != period:

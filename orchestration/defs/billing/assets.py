@@ -5,10 +5,11 @@ Both assets are partitioned by calendar month and run a whole backfill range in 
 Re-running a month never creates a second invoice or line (idempotency keys + lookups).
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 import dagster as dg
 
+from meterline.core import clock, periods
 from orchestration.defs.billing.partitions import billing_months
 from orchestration.defs.billing.resources import BillingPolicyResource, StripeResource
 from orchestration.resources import PostgresResource
@@ -17,16 +18,12 @@ OWNERS = ["team:finance-engineering"]
 
 
 def months_in(window: dg.TimeWindow) -> list[date]:
-    months, cursor = [], window.start.date().replace(day=1)
-    while datetime(cursor.year, cursor.month, 1, tzinfo=UTC) < window.end:
-        months.append(cursor)
-        cursor = (cursor + timedelta(days=32)).replace(day=1)
-    return months
-
-
-def usage_cutoff(month: date, grace_hours: int) -> datetime:
-    end = (month + timedelta(days=32)).replace(day=1)
-    return datetime(end.year, end.month, 1, tzinfo=UTC) + timedelta(hours=grace_hours)
+    """The months of a (half-open) partition window: one, or a whole backfill range."""
+    return [
+        m
+        for m in periods.months_between(window.start, window.end)
+        if periods.instant(m) < window.end
+    ]
 
 
 @dg.asset(
@@ -54,8 +51,8 @@ def stripe_invoices(
     client = stripe.client()
     summaries, tables, created, total_invoices = [], [], 0, 0
     for month in months_in(context.partition_time_window):
-        cutoff = usage_cutoff(month, billing_policy.grace_hours)
-        if cutoff > datetime.now(UTC):
+        cutoff = periods.usage_cutoff(month, billing_policy.grace_hours)
+        if cutoff > clock.now():
             raise dg.Failure(
                 f"{month:%Y-%m} cannot be invoiced before {cutoff:%Y-%m-%d %H:%M} UTC "
                 f"(month end + BILLING_GRACE_HOURS={billing_policy.grace_hours})"

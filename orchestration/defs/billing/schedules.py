@@ -1,10 +1,9 @@
 """Invoice each closed month once its grace period is over, then reconcile it."""
 
-from datetime import UTC, datetime, timedelta
-
 import dagster as dg
 
-from orchestration.defs.billing.assets import invoice_reconciliation, stripe_invoices, usage_cutoff
+from meterline.core import clock, periods
+from orchestration.defs.billing.assets import invoice_reconciliation, stripe_invoices
 from orchestration.defs.billing.partitions import billing_months
 
 monthly_billing_job = dg.define_asset_job(
@@ -37,9 +36,9 @@ reconcile_month_job = dg.define_asset_job(
 def monthly_billing_schedule(context: dg.ScheduleEvaluationContext):
     from meterline.core.settings import Settings
 
-    now = context.scheduled_execution_time or datetime.now(UTC)
-    previous = (now.replace(day=1) - timedelta(days=1)).date().replace(day=1)
-    cutoff = usage_cutoff(previous, Settings.from_env().billing_grace_hours)
+    now = clock.aware(context.scheduled_execution_time or clock.now())
+    previous = periods.add_months(now, -1)
+    cutoff = periods.usage_cutoff(previous, Settings.from_env().billing_grace_hours)
     if now < cutoff:
         return dg.SkipReason(f"{previous:%Y-%m} is billed after {cutoff:%Y-%m-%d %H:%M} UTC")
     key = previous.strftime("%Y-%m-%d")
