@@ -41,11 +41,12 @@ create temp table if not exists ml_load_rows (
 """
 _INSERT = """
 insert into raw.usage_events
-    (tenant_id, event_id, meter, value, occurred_at, dimensions, received_at)
+    (tenant_id, event_id, meter, value, occurred_at, dimensions, received_at, loaded_at)
 select tenant_id, event_id, meter, value,
        timestamptz 'epoch' + occurred_us * interval '1 microsecond',
        dimensions,
-       timestamptz 'epoch' + received_us * interval '1 microsecond'
+       timestamptz 'epoch' + received_us * interval '1 microsecond',
+       %(loaded_at)s
 from ml_load_rows
 on conflict (tenant_id, event_id) do nothing
 """
@@ -164,7 +165,9 @@ def insert_rows(
             with cur.copy("copy ml_load_rows from stdin") as copy:
                 for payload in payloads:
                     copy.write(payload)
-            cur.execute(_INSERT)
+            # loaded_at is a business instant (usage loaded after an invoice's cutoff is late
+            # usage), so it comes from Meterline's clock, like the cutoff it is compared with.
+            cur.execute(_INSERT, {"loaded_at": clock.now()})
             inserted = cur.rowcount
         if crash_hook:
             crash_hook("before_commit")

@@ -8,6 +8,7 @@ bounds, known tenants and meters, and (tenant_id, event_id) uniqueness.
 import dagster as dg
 from sqlalchemy import text
 
+from meterline.core import clock
 from orchestration.defs.ingestion.resources import GreatExpectationsResource
 from orchestration.resources import PostgresResource
 
@@ -57,13 +58,13 @@ def raw_usage_events_expectations(
                 select tenant_id, event_id, meter, value::float8 as value, occurred_at, loaded_at,
                        extract(epoch from occurred_at - loaded_at)::float8 as ahead_seconds
                 from raw.usage_events
-                where loaded_at >= now() - make_interval(hours => :hours)
+                where loaded_at >= :now - make_interval(hours => :hours)
                 order by loaded_at desc
                 limit :limit
                 """
             ),
             conn,
-            params={"hours": WINDOW_HOURS, "limit": MAX_ROWS},
+            params={"now": clock.now(), "hours": WINDOW_HOURS, "limit": MAX_ROWS},
         )
     if frame.empty:
         return dg.AssetCheckResult(passed=True, metadata={"rows_checked": 0})
