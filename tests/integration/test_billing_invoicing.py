@@ -474,6 +474,6 @@ def test_installs_sharing_a_stripe_account_never_adopt_or_report_each_others_inv
     # Both installs' invoices are in the account: six for the month.
     assert len(stripe_invoices(client, SEP)) == 6
     # A re-run of the second install is still a no-op.
-    assert create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST).count(
-        "created"
-    ) == 0
+    assert (
+        create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST).count("created") == 0
+    )
