@@ -142,6 +142,23 @@ def test_every_date_rule_names_the_right_month(instant, db, redis_client, test_s
         assert beta_mrr[this_month] == 9900  # pro, the plan in force at the end of the month
         assert open_invoice is None or open_invoice.is_closed is False
 
+        # What tenants see: the live usage of the clock's month, and its trend up to today.
+        from fastapi.testclient import TestClient
+
+        from ingestion.api import create_app
+
+        key = tenants.issue_api_key(db, "acme")
+        app = create_app(db, redis_client, prefix=prefix, admin_key="calendar-admin-key")
+        with TestClient(app) as http:
+            usage = http.get("/v1/usage", headers={"Authorization": f"Bearer {key}"}).json()
+            summary = http.get(
+                "/v1/dashboard/summary", headers={"Authorization": f"Bearer {key}"}
+            ).json()
+        assert usage["month"] == f"{instant:%Y-%m}"
+        calls = {m["meter"]: m for m in usage["meters"]}["api_calls"]
+        assert Decimal(str(calls["quantity"])) == Decimal(1234)
+        assert summary["tenant_id"] == "acme" and summary["month"] == f"{instant:%Y-%m}"
+
         # Alerts: the thresholds crossed this month, keyed by this month.
         tick = evaluate_quota_tick(db, redis_client, prefix=prefix, cursor=None, now=instant)
         keys = sorted(r.run_key for r in tick.run_requests)
