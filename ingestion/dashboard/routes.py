@@ -5,7 +5,9 @@ Pages
     signed link ``?t=<tenant>&exp=<unix>&sig=<hex>`` (see :func:`mint_dashboard_link`), or
     with ``Authorization: Bearer <tenant key>``; each sets an HttpOnly session cookie (never
     the key itself) and redirects to the bare URL, so the key leaves the address bar.
-    ``GET /admin``  the admin page (``?key=<METERLINE_ADMIN_KEY>`` once, or Bearer).
+    ``GET /admin``  the admin page: opened with a signed admin link ``?exp=<unix>&sig=<hex>``
+    (see :func:`mint_admin_link`), ``?key=<METERLINE_ADMIN_KEY>`` once, or Bearer; the link and
+    the key each become an HttpOnly admin session cookie and redirect to the bare URL.
 JSON (tenant: Bearer key or the session cookie; ``?tenant=`` naming another tenant is 403)
     ``/v1/dashboard/summary``, ``/v1/dashboard/usage?days=30|90&page=&per_page=``,
     ``/v1/dashboard/alerts?page=&per_page=``, ``/v1/dashboard/invoices?page=&per_page=``,
@@ -181,8 +183,8 @@ def mount_dashboard(
             raise Refused(
                 verdict.status if verdict.status == 403 else 401,
                 "Authorization",
-                "Authorization: admin pages need 'Bearer <METERLINE_ADMIN_KEY>' or "
-                "/admin?key=<METERLINE_ADMIN_KEY> once",
+                "Authorization: admin pages need 'Bearer <METERLINE_ADMIN_KEY>', a signed "
+                "admin link, or /admin?key=<METERLINE_ADMIN_KEY> once",
             )
 
     def _refused_page(exc: Refused) -> HTMLResponse:
@@ -250,15 +252,30 @@ def mount_dashboard(
         return response
 
     @router.get("/admin", response_class=HTMLResponse, summary="Admin overview page")
-    def admin_page_route(request: Request, key: str | None = None):
+    def admin_page_route(
+        request: Request,
+        key: str | None = None,
+        exp: str | None = None,
+        sig: str | None = None,
+    ):
         try:
+            if sig is not None or exp is not None:
+                if not admin_key:
+                    require_admin(request)  # admin pages disabled: 503 whatever the link says
+                verdict = signing.verify(secret, signing.ADMIN, signing.ADMIN_SUBJECT, exp, sig)
+                if not verdict.ok:
+                    raise Refused(verdict.status, "sig", verdict.reason)
+                token = signing.session_token(
+                    secret, signing.ADMIN, signing.ADMIN_SUBJECT, verdict.exp
+                )
+                return _signed_in("/admin", ADMIN_COOKIE, token, verdict.exp, request)
             if key is not None:
                 if not admin_key:
                     require_admin(request)
                 if not same_secret(key, admin_key):
                     raise Refused(403, "key", "key: not the admin key (METERLINE_ADMIN_KEY)")
                 exp_at = int(clock.timestamp()) + signing.SESSION_TTL
-                token = signing.session_token(secret, signing.ADMIN, "admin", exp_at)
+                token = signing.session_token(secret, signing.ADMIN, signing.ADMIN_SUBJECT, exp_at)
                 return _signed_in("/admin", ADMIN_COOKIE, token, exp_at, request)
             require_admin(request)
         except Refused as exc:

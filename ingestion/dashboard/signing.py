@@ -5,7 +5,12 @@ A token signs ``<purpose>\\n<subject>\\n<exp>`` with the dashboard secret:
 - a tenant link ``/dashboard?t=<tenant>&exp=<unix>&sig=<hex>`` (purpose ``tenant``) opens
   that tenant's page until ``exp``; the same triple, joined by ``:``, is the tenant session
   cookie, so a session never outlives the link (or key login) that created it;
-- the admin session cookie is ``admin:<exp>:<sig>`` (purpose ``admin``).
+- an admin link ``/admin?exp=<unix>&sig=<hex>`` (purpose ``admin``, subject ``admin``) opens
+  the admin overview until ``exp``; the admin session cookie is the same pair as
+  ``admin:<exp>:<sig>``, so it never outlives the link (or the ``?key=`` login) either.
+
+Links carry no key: a link names who it is for and until when, and the signature proves the
+server's secret made it.
 
 The secret is ``METERLINE_DASHBOARD_SECRET``, else derived from ``METERLINE_ADMIN_KEY`` (so
 every ``meterline serve`` process of a deployment accepts the links of the others), else a
@@ -92,7 +97,8 @@ def verify(
     now: float | None = None,
 ) -> Verdict:
     if not subject or exp is None or not sig:
-        return Verdict(None, status=401, reason="incomplete link: needs t, exp and sig")
+        needs = "t, exp and sig" if purpose == TENANT else "exp and sig"
+        return Verdict(None, status=401, reason=f"incomplete link: needs {needs}")
     try:
         expires = int(exp)
     except (TypeError, ValueError):
@@ -132,3 +138,25 @@ def mint_dashboard_link(
     exp = int((clock.timestamp() if now is None else now) + ttl)
     query = urlencode({"t": tenant_id, "exp": exp, "sig": sign(secret, TENANT, tenant_id, exp)})
     return f"{base_url.rstrip('/')}/dashboard?{query}"
+
+
+ADMIN_SUBJECT = "admin"
+
+
+def mint_admin_link(
+    *,
+    secret: str,
+    ttl: int = DEFAULT_LINK_TTL,
+    base_url: str = "",
+    now: float | None = None,
+) -> str:
+    """A signed link to the admin overview (``/admin``), valid for ``ttl`` seconds.
+
+    It carries no key: ``meterline serve`` checks the signature with the same secret and turns
+    the link into an admin session cookie. Mint it only for operators; anyone holding it is
+    admin until it expires."""
+    if ttl <= 0:
+        raise ValueError(f"ttl: must be > 0 seconds, got {ttl}")
+    exp = int((clock.timestamp() if now is None else now) + ttl)
+    query = urlencode({"exp": exp, "sig": sign(secret, ADMIN, ADMIN_SUBJECT, exp)})
+    return f"{base_url.rstrip('/')}/admin?{query}"

@@ -19,8 +19,12 @@ def _announce_stripe(rt, console: Console) -> None:
         )
 
 
-def run_invoice(rt, console: Console, period: date) -> None:
-    _announce_stripe(rt, console)
+def run_invoice(
+    rt, console: Console, period: date, *, announce: bool = True, limit: int | None = None
+) -> None:
+    """Invoice ``period`` and print its invoices (the ``limit`` largest, when given)."""
+    if announce:
+        _announce_stripe(rt, console)
     with console.status(f"invoicing {period:%Y-%m} (Dagster job invoice_month)..."):
         run_job("invoice_month", partition_key=period.isoformat())
     with rt.engine.connect() as conn:
@@ -38,12 +42,16 @@ def run_invoice(rt, console: Console, period: date) -> None:
             ),
             {"period": period},
         ).all()
-    table = Table(title=f"Invoices for {period:%B %Y}")
+    hidden = len(rows) - limit if limit is not None and len(rows) > limit else 0
+    table = Table(
+        title=f"Invoices for {period:%B %Y}",
+        caption=f"and {hidden} more in meterline.invoices" if hidden else None,
+    )
     for column in ("tenant", "status", "amount", "lines", "stripe invoice"):
         table.add_column(column, justify="right" if column in ("amount", "lines") else "left")
     from billing.money import format_minor
 
-    for row in rows:
+    for row in rows[: len(rows) - hidden]:
         table.add_row(
             row.tenant_id, row.status, format_minor(row.amount_due, row.currency.strip()),
             str(row.lines), row.stripe_invoice_id or "-",
@@ -51,8 +59,9 @@ def run_invoice(rt, console: Console, period: date) -> None:
     console.print(table)
 
 
-def run_reconcile(rt, console: Console, period: date) -> None:
-    _announce_stripe(rt, console)
+def run_reconcile(rt, console: Console, period: date, *, announce: bool = True) -> None:
+    if announce:
+        _announce_stripe(rt, console)
     with console.status(f"reconciling {period:%Y-%m} (Dagster job reconcile_month)..."):
         report = run_job("reconcile_month", partition_key=period.isoformat())
     with rt.engine.connect() as conn:

@@ -4,6 +4,12 @@ Services up -> schema -> catalog -> tenants with plan history -> costs -> two cl
 imported as history -> this month recorded live through the SDK (quotas enforced) -> the
 Dagster pipeline (load + dbt) -> a per-tenant summary and where to look next.
 Safe to run again: every step is idempotent and events are deduplicated by id.
+
+The output is written for someone seeing Meterline for the first time: four numbered parts,
+a spinner or progress bar while a step runs and one line (or one short table) when it is
+done, about two screens in all. dbt's per-node lines go to ``<METERLINE_HOME>/logs/dbt.log``
+(see :mod:`meterline.cli.pipeline`); nothing printed carries a key, a secret or a password
+(the admin page gets a signed, expiring link like the tenant page).
 """
 
 from __future__ import annotations
@@ -23,13 +29,51 @@ from meterline.core import clock, periods
 
 HISTORY_MONTHS = 2
 LIVE_BATCH = 1000
+LINK_TTL = 24 * 3600
+API = "http://127.0.0.1:8000"
+# Rows per table, so the whole demo fits in about two screens with the default 20 tenants.
+MAX_ROWS = 8
+MAX_FINANCE_ROWS = 5
+PARTS = 4
 
 
 def _progress(console: Console) -> Progress:
+    """A bar while a step runs; it disappears when done and the step prints one line."""
     return Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+        TextColumn("  [progress.description]{task.description}"), BarColumn(),
+        MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True,
+        disable=not console.is_terminal,  # in a file or a pipe, the line after it is enough
     )  # fmt: skip
+
+
+def _part(console: Console, number: int, title: str) -> None:
+    console.rule(f"[bold]{number}/{PARTS}  {title}", align="left")
+
+
+def _table(title: str, caption: str | None = None) -> Table:
+    """A table whose title stays on one line (rich wraps titles to the table's width)."""
+    return Table(title=title, caption=caption, min_width=len(title) + 2)
+
+
+def _more(shown: int, total: int, where: str) -> str | None:
+    return f"and {total - shown} more in {where}" if total > shown else None
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password removed (psql then asks for it, or reads PGPASSWORD)."""
+    from sqlalchemy.engine import URL, make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL we can parse: keep only what follows the credentials
+        return url.rsplit("@", 1)[-1]
+    if parsed.password is None:
+        return url
+    bare = URL.create(
+        parsed.drivername, username=parsed.username, host=parsed.host, port=parsed.port,
+        database=parsed.database, query=parsed.query,
+    )  # fmt: skip
+    return bare.render_as_string(hide_password=False)
 
 
 def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None:
@@ -43,20 +87,28 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
 
     started = time.monotonic()
     console.rule("[bold]Meterline demo")
+    console.print(
+        "[dim]Generated tenants and usage go through the whole product: Redis -> Postgres -> "
+        "dbt marts (Dagster) -> Stripe invoices. Safe to run again.[/]"
+    )
+    _part(console, 1, "Services, catalog, tenants and usage")
     with console.status("starting services and migrating the schema..."):
         rt = open_runtime()
     for status in service_statuses(rt.settings):
         origin = "embedded" if status.state != "external" else "from the environment"
-        console.print(f"  {status.name:<9} {status.url}  [dim]({origin})[/]")
+        url = _without_password(status.url) if status.url else "-"
+        console.print(f"  {status.name:<9} {url}  [dim]({origin})[/]")
 
-    save_catalog(rt.engine, load_catalog())
+    with console.status("loading the price catalog..."):
+        save_catalog(rt.engine, load_catalog())
     console.print("  catalog   billing/catalog.yaml loaded")
 
     now = clock.now()
     today = now.date()
     this_month = periods.month_start(today)
     people = data.demo_tenants(tenants, today)
-    created = _ensure_tenants(rt, people)
+    with console.status("creating tenants with their plan history..."):
+        created = _ensure_tenants(rt, people)
     console.print(f"  tenants   {len(people)} ({created} new)")
 
     costs_file = rt.settings.home / "demo" / "costs.csv"
@@ -71,17 +123,19 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
     _import_history(console, rt, people, this_month, scale)
     live = _record_live(console, rt, people, this_month, now, scale)
 
-    console.print()
-    run_pipeline(rt, console)
+    _part(console, 2, "Pipeline: Redis stream -> raw tables -> dbt marts (Dagster, in process)")
+    pipeline = run_pipeline(rt, console, show_log=False)
+
+    _part(console, 3, "What the marts say (schema analytics)")
     _print_usage(console, rt, this_month, live)
     _notify_quotas(console, rt, now)
     _print_finance(console, rt, periods.add_months(this_month, -1))
 
     billed = periods.last_billable_month(now, rt.settings.billing_grace_hours)
-    console.rule(f"[bold]Billing {billed:%B %Y}")
-    run_invoice(rt, console, billed)
-    run_reconcile(rt, console, billed)
-    _where_to_look(console, rt, billed, time.monotonic() - started)
+    _part(console, 4, f"Billing {billed:%B %Y}: Stripe invoices and reconciliation")
+    run_invoice(rt, console, billed, limit=MAX_ROWS)
+    run_reconcile(rt, console, billed, announce=False)
+    _where_to_look(console, rt, billed, pipeline.log_path, time.monotonic() - started)
 
 
 def _notify_quotas(console: Console, rt, now: datetime) -> None:
@@ -90,31 +144,57 @@ def _notify_quotas(console: Console, rt, now: datetime) -> None:
     from meterline.cli.pipeline import run_job
     from orchestration.defs.alerts.sensors import evaluate_quota_tick
 
-    tick = evaluate_quota_tick(rt.engine, rt.redis, prefix=rt.prefix, cursor=None, now=now)
+    with console.status("quota sensor: comparing live usage with plan limits..."):
+        tick = evaluate_quota_tick(rt.engine, rt.redis, prefix=rt.prefix, cursor=None, now=now)
     with console.status(f"quota sensor: {len(tick.run_requests)} thresholds crossed, notifying..."):
         for request in tick.run_requests:
             run_job("quota_notification_job", run_config=request.run_config, tags=request.tags)
-    alerts = list_alerts(rt.engine, f"{now:%Y-%m}")
-    table = Table(title=f"Quota alerts {now:%B %Y} (meterline.alerts, quota_threshold_sensor)")
-    for column in ("tenant", "meter", "threshold", "channel", "status", "delivered to"):
-        table.add_column(column)
-    colours = {"sent": "green", "skipped": "dim", "failed": "red", "pending": "yellow"}
-    outbox = f"{rt.settings.outbox_dir}/" if not rt.settings.smtp_url else "SMTP"
+    alerts = [a for a in list_alerts(rt.engine, f"{now:%Y-%m}") if a.notified]
+    if not alerts:
+        console.print(
+            f"  quota alerts {now:%B %Y}: no tenant has crossed an alert threshold of a limit "
+            "yet (quota_threshold_sensor)"
+        )
+        return
+    # One row per crossed threshold, its channels side by side.
+    crossed: dict[tuple[str, str, int], list] = {}
     for alert in alerts:
-        if not alert.notified:
-            continue
-        where = {
-            "email": outbox,
-            "admin_email": outbox,
-            "webhook": rt.settings.alert_webhook_url or "(ALERT_WEBHOOK_URL not set)",
-            "redis": f"redis list {rt.prefix}:notifications",
-        }.get(alert.channel, alert.channel)
-        status = colours.get(alert.delivery_status, "white")
-        table.add_row(
-            alert.tenant_id, alert.meter, f"{alert.threshold} %", alert.channel,
-            f"[{status}]{alert.delivery_status}[/]", where,
-        )  # fmt: skip
+        crossed.setdefault((alert.tenant_id, alert.meter, alert.threshold), []).append(alert)
+    shown = list(crossed.items())[:MAX_ROWS]
+    table = _table(
+        f"Quota alerts {now:%B %Y} (meterline.alerts, quota_threshold_sensor)",
+        _more(len(shown), len(crossed), "meterline.alerts"),
+    )
+    for column in ("tenant", "meter", "threshold", "notifications"):
+        table.add_column(column, justify="right" if column == "threshold" else "left")
+    colours = {"sent": "green", "skipped": "dim", "failed": "red", "pending": "yellow"}
+    for (tenant_id, meter, threshold), sent in shown:
+        notes = ", ".join(
+            f"[{colours.get(a.delivery_status, 'white')}]{a.channel} {a.delivery_status}[/]"
+            for a in sent
+        )
+        table.add_row(tenant_id, meter, f"{threshold} %", notes)
     console.print(table)
+    outbox = f"{rt.settings.outbox_dir}/" if not rt.settings.smtp_url else "SMTP"
+    webhook = (
+        _origin(rt.settings.alert_webhook_url)
+        if rt.settings.alert_webhook_url
+        else "ALERT_WEBHOOK_URL not set"
+    )
+    console.print(
+        f"  delivered to: email -> {outbox}, redis -> list {rt.prefix}:notifications, "
+        f"webhook -> {webhook}",
+        soft_wrap=True,
+    )
+
+
+def _origin(url: str) -> str:
+    """Scheme, host and port only: a webhook URL's path is often its secret (Slack's are)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}/..."
 
 
 def _ensure_tenants(rt, people: list[data.DemoTenant]) -> int:
@@ -154,7 +234,7 @@ def _import_history(console: Console, rt, people, this_month, scale: float) -> N
                     handle.write(json.dumps(event, separators=(",", ":")) + "\n")
                     lines += 1
         with _progress(console) as progress:
-            task = progress.add_task(f"history {month:%Y-%m} (meterline import)", total=lines)
+            task = progress.add_task(f"importing {month:%Y-%m} (meterline import)", total=lines)
             stats = import_events(
                 path, rt.redis, rt.engine, prefix=rt.prefix,
                 on_progress=lambda n, task=task: progress.advance(task, n),
@@ -174,7 +254,9 @@ def _record_live(console: Console, rt, people, this_month, now: datetime, scale:
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
     rejected_by_tenant: dict[str, int] = {}
     with _progress(console) as progress:
-        task = progress.add_task(f"live {this_month:%Y-%m} (SDK -> Redis)", total=len(events))
+        task = progress.add_task(
+            f"recording {this_month:%Y-%m} live (SDK -> Redis)", total=len(events)
+        )
         for i in range(0, len(events), LIVE_BATCH):
             batch = events[i : i + LIVE_BATCH]
             result = recorder.record(batch, now=now)
@@ -227,13 +309,18 @@ def _print_usage(console: Console, rt, month, rejected: dict[str, int]) -> None:
         plans[tenant_id] = plan_id
         if meter:
             usage.setdefault(tenant_id, {})[meter] = quantity
-    table = Table(title=f"Usage per tenant, {month:%B %Y} (analytics.fct_usage_monthly)")
+    ranked = sorted(plans, key=lambda t: -float(usage.get(t, {}).get("api_calls", 0)))
+    shown = ranked[:MAX_ROWS]
+    table = _table(
+        f"Usage per tenant, {month:%B %Y} (analytics.fct_usage_monthly)",
+        _more(len(shown), len(ranked), "analytics.fct_usage_monthly"),
+    )
     table.add_column("tenant")
     table.add_column("plan")
     for meter in METERS:
         table.add_column(meter, justify="right")
     table.add_column("refused", justify="right")
-    for tenant_id in sorted(plans, key=lambda t: -float(usage.get(t, {}).get("api_calls", 0))):
+    for tenant_id in shown:
         cells = [_fmt(usage.get(tenant_id, {}).get(m)) for m in METERS]
         refused = rejected.get(tenant_id, 0)
         table.add_row(
@@ -259,9 +346,10 @@ def _print_finance(console: Console, rt, month) -> None:
                 """
                 select tenant_id, plan_id, top_meter, top_percent, estimated_cost, projected_cost, currency
                 from analytics.fct_tenant_overview
-                order by top_percent desc nulls last limit 8
+                order by top_percent desc nulls last limit :n
                 """
-            )
+            ),
+            {"n": MAX_FINANCE_ROWS},
         ).all()
         margins = conn.execute(
             text(
@@ -269,15 +357,15 @@ def _print_finance(console: Console, rt, month) -> None:
                 select tenant_id, sum(revenue) as revenue, sum(allocated_cost) as cost,
                        sum(revenue) - sum(allocated_cost) as margin, min(currency) as currency
                 from analytics.fct_cost_allocation where month = :month
-                group by tenant_id order by margin asc limit 8
+                group by tenant_id order by margin asc limit :n
                 """
             ),
-            {"month": month},
+            {"month": month, "n": MAX_FINANCE_ROWS},
         ).all()
         bridge = conn.execute(
             text("select * from analytics.fct_mrr_summary order by month desc limit 4")
         ).all()
-    table = Table(title="Closest to a limit (analytics.fct_tenant_overview)")
+    table = _table("Closest to a limit (analytics.fct_tenant_overview)")
     for column in ("tenant", "plan", "top meter", "% of limit", "cost so far", "projected"):
         table.add_column(
             column, justify="right" if column[0] in "%cp" and column != "plan" else "left"
@@ -290,8 +378,8 @@ def _print_finance(console: Console, rt, month) -> None:
             format_minor(int(r.projected_cost or 0), r.currency.strip()),
         )  # fmt: skip
     console.print(table)
-    table = Table(
-        title=f"Lowest margins {month:%B %Y}: who is subsidised (analytics.fct_cost_allocation)"
+    table = _table(
+        f"Lowest margins {month:%B %Y}: who is subsidised (analytics.fct_cost_allocation)"
     )
     for column in ("tenant", "revenue", "allocated cost", "margin"):
         table.add_column(column, justify="left" if column == "tenant" else "right")
@@ -303,7 +391,7 @@ def _print_finance(console: Console, rt, month) -> None:
             f"[{colour}]{format_minor(int(r.margin or 0), cur)}[/]",
         )  # fmt: skip
     console.print(table)
-    table = Table(title="MRR bridge (analytics.fct_mrr_summary)")
+    table = _table("MRR bridge (analytics.fct_mrr_summary)")
     columns = (
         "month",
         "starting",
@@ -326,8 +414,9 @@ def _print_finance(console: Console, rt, month) -> None:
     console.print(table)
 
 
-def _where_to_look(console: Console, rt, billed, seconds: float) -> None:
-    from ingestion.dashboard import mint_dashboard_link, resolve_secret
+def _where_to_look(console: Console, rt, billed, dbt_log, seconds: float) -> None:
+    """Paths, commands and signed links; never a key, a secret or a password."""
+    from ingestion.dashboard import mint_admin_link, mint_dashboard_link, resolve_secret
     from meterline.core.db import libpq_url
 
     console.rule(f"[bold green]demo complete in {seconds:.0f} s")
@@ -339,23 +428,22 @@ def _where_to_look(console: Console, rt, billed, seconds: float) -> None:
                 "order by top_percent desc nulls last limit 1"
             )
         ).scalar()
-    api = "http://127.0.0.1:8000"
-    link = mint_dashboard_link(
-        busiest or "acme", secret=resolve_secret(rt.settings.admin_key), ttl=86400, base_url=api
-    )
-    console.print(
-        "\n".join(
-            [
-                "Where to look next:",
-                "  Dagster UI ............ make ui            (then http://127.0.0.1:3000)",
-                f"  finance report ........ {report}",
-                f"  BI / SQL (analytics) .. psql {libpq_url(rt.database_url)}",
-                "  HTTP API .............. .venv/bin/meterline serve   (docs at http://127.0.0.1:8000/docs)",
-                f"  tenant dashboard ...... {link}   (valid 24 h, while `meterline serve` runs)",
-                f"  admin overview ........ {api}/admin?key={rt.settings.admin_key}",
-                "  tenants ............... .venv/bin/meterline tenants list",
-                "  stop services ......... .venv/bin/meterline services down",
-                f"  generated data ........ {rt.settings.home / 'demo'}",
-            ]
-        )
-    )
+    # The same secret `meterline serve` uses, so it accepts these links; they carry no key.
+    secret = resolve_secret(rt.settings.admin_key)
+    tenant_link = mint_dashboard_link(busiest or "acme", secret=secret, ttl=LINK_TTL, base_url=API)
+    admin_link = mint_admin_link(secret=secret, ttl=LINK_TTL, base_url=API)
+    lines = [
+        f"Where to look next (the links work for {LINK_TTL // 3600} h while "
+        "`.venv/bin/meterline serve` runs):",
+        "  Dagster UI ............ make ui   (then http://127.0.0.1:3000: runs, assets, lineage)",
+        f"  finance report ........ {report}",
+        f"  BI / SQL (analytics) .. psql {_without_password(libpq_url(rt.database_url))}",
+        f"  HTTP API .............. .venv/bin/meterline serve   (docs at {API}/docs)",
+        f"  tenant dashboard ...... {tenant_link}",
+        f"  admin overview ........ {admin_link}",
+        "  tenants ............... .venv/bin/meterline tenants list",
+        f"  dbt log ............... {dbt_log}",
+        f"  generated data ........ {rt.settings.home / 'demo'}",
+        "  stop services ......... .venv/bin/meterline services down",
+    ]
+    console.print("\n".join(lines), soft_wrap=True)

@@ -1,6 +1,9 @@
-"""`meterline demo` end to end, twice: the second run succeeds and counts nothing twice."""
+"""`meterline demo` end to end, twice: the second run succeeds and counts nothing twice, and
+both runs read well: about two screens, no dbt per-node lines (they go to a log file whose
+path is printed), no key, secret or password in anything printed."""
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -9,6 +12,13 @@ from pathlib import Path
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[2]
+MAX_LINES = 120
+# What dbt prints per node ("12 of 135 START sql view model ...", "OK created", "PASS ...").
+DBT_NODE_LINE = re.compile(
+    r"\b\d+ of \d+ (START|OK|PASS|WARN|ERROR|FAIL|SKIP|NO-OP)\b|OK created|START sql|"
+    r"^\s*PASS |Running with dbt=|Concurrency: \d+ threads"
+)
+URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
 def _demo() -> subprocess.CompletedProcess:
@@ -56,13 +66,68 @@ def test_demo_runs_end_to_end_and_again_without_double_counting(db):
     after_first = _totals(db, cutoff)
     assert after_first["events"][0] > 1000
     assert after_first["invoices"][0] >= 3
+    _reads_well(first)
 
     _dashboard_shows_the_marts(db)
+    _printed_admin_link_opens_the_admin_page(db, first.stdout)
 
     second = _demo()
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "0 new" in second.stdout  # tenants already there
     assert _totals(db, cutoff) == after_first
+    _reads_well(second)
+
+
+def _reads_well(run: subprocess.CompletedProcess) -> None:
+    """About two screens; dbt's node lines in a log file (its path printed); no secret."""
+    from ingestion.dashboard import resolve_secret
+
+    output = run.stdout + run.stderr
+    lines = output.splitlines()
+    assert len(lines) <= MAX_LINES, f"{len(lines)} lines:\n{output}"
+    dbt_lines = [line for line in lines if DBT_NODE_LINE.search(line)]
+    assert not dbt_lines, dbt_lines[:5]
+
+    logs = re.findall(r"dbt log \.* (\S+)", run.stdout)
+    assert len(logs) == 1, "the dbt log path is printed once"
+    dbt_log = Path(logs[0])
+    assert dbt_log.is_file()
+    assert dbt_log.is_relative_to(Path(os.environ["METERLINE_HOME"]))
+    assert re.search(r"OK created|PASS", dbt_log.read_text())  # routed there, not dropped
+
+    home = Path(os.environ["METERLINE_HOME"])
+    admin_key = (home / "admin_key").read_text().strip()
+    secrets = {
+        "admin key": admin_key,
+        "link secret": resolve_secret(admin_key),
+        "STRIPE_API_KEY": os.environ["STRIPE_API_KEY"],
+    }
+    for name, secret in secrets.items():
+        assert secret not in output, name
+    urls = URL.findall(output)
+    assert urls, "the demo prints where to look"
+    assert not [u for u in urls if re.search(r"[?&]key=", u)], "a key in a URL"
+    assert not [u for u in urls if re.search(r"://[^/@\s]*:[^/@\s]+@", u)], "a password in a URL"
+    assert re.search(r"/admin\?exp=\d+&sig=[0-9a-f]{64}", run.stdout), "a signed admin link"
+
+
+def _printed_admin_link_opens_the_admin_page(db, stdout: str) -> None:
+    """The admin link the demo printed is accepted by the server `meterline serve` builds."""
+    import redis as redis_lib
+    from fastapi.testclient import TestClient
+
+    from ingestion.api import create_app
+
+    link = re.search(r"https?://\S+(/admin\?exp=\d+&sig=[0-9a-f]{64})", stdout).group(1)
+    admin_key = (Path(os.environ["METERLINE_HOME"]) / "admin_key").read_text().strip()
+    client = redis_lib.Redis.from_url(os.environ["REDIS_URL"])
+    app = create_app(db, client, prefix=os.environ["METERLINE_REDIS_PREFIX"], admin_key=admin_key)
+    with TestClient(app) as http:
+        opened = http.get(link)
+        tampered = http.get(link[:-1] + ("0" if link[-1] != "0" else "1"))
+    client.close()
+    assert opened.status_code == 200 and str(opened.url).endswith("/admin")
+    assert tampered.status_code == 403
 
 
 def _dashboard_shows_the_marts(db) -> None:
