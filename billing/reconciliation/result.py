@@ -59,8 +59,5 @@ class ReconciliationResult:
                 t["unexplained_difference"] += row.difference
         return dict(totals)
 
-    def by_category(self, category: str) -> list[ReconciliationRow]:
-        return [row for row in self.rows if row.category == category]
-
     def markdown(self) -> str:
         return render_markdown(self)
