@@ -3,104 +3,108 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from decimal import Decimal
 
-from billing.catalog import Catalog
+from sqlalchemy import Connection, Engine, text
+
+from billing.catalog import Catalog, Meter, Plan, PlanMeter, Tier
 
 
 def save_catalog(engine: Engine, catalog: Catalog) -> dict[str, int]:
     """Upsert meters and plans; replace each plan's meters and tiers. One transaction."""
     with engine.begin() as conn:
         for meter in catalog.meters.values():
-            conn.execute(
-                text(
-                    """
-                    insert into meterline.meters (meter, aggregation, unit, unique_dimension, description)
-                    values (:meter, :aggregation, :unit, :unique_dimension, :description)
-                    on conflict (meter) do update set
-                        aggregation = excluded.aggregation, unit = excluded.unit,
-                        unique_dimension = excluded.unique_dimension,
-                        description = excluded.description, updated_at = now()
-                    """
-                ),
-                vars(meter),
-            )
+            _save_meter(conn, meter)
         tiers = 0
         for plan in catalog.plans.values():
-            conn.execute(
-                text(
-                    """
-                    insert into meterline.plans (plan_id, name, base_fee, currency, upgrade_to, description)
-                    values (:plan_id, :name, :base_fee, :currency, :upgrade_to, :description)
-                    on conflict (plan_id) do update set
-                        name = excluded.name, base_fee = excluded.base_fee,
-                        currency = excluded.currency, upgrade_to = excluded.upgrade_to,
-                        description = excluded.description, updated_at = now()
-                    """
-                ),
-                {
-                    k: getattr(plan, k)
-                    for k in (
-                        "plan_id",
-                        "name",
-                        "base_fee",
-                        "currency",
-                        "upgrade_to",
-                        "description",
-                    )
-                },
-            )
-            conn.execute(
-                text("delete from meterline.plan_meters where plan_id = :p"), {"p": plan.plan_id}
-            )
-            for pm in plan.meters.values():
-                conn.execute(
-                    text(
-                        """
-                        insert into meterline.plan_meters
-                            (plan_id, meter, limit_quantity, hard_limit, pricing_model,
-                             included_quantity, package_size)
-                        values (:plan_id, :meter, :limit, :hard_limit, :pricing, :included, :package_size)
-                        """
-                    ),
-                    {
-                        "plan_id": plan.plan_id,
-                        "meter": pm.meter,
-                        "limit": pm.limit,
-                        "hard_limit": pm.hard_limit,
-                        "pricing": pm.pricing,
-                        "included": pm.included,
-                        "package_size": pm.package_size,
-                    },
-                )
-                for index, tier in enumerate(pm.tiers):
-                    conn.execute(
-                        text(
-                            """
-                            insert into meterline.price_tiers
-                                (plan_id, meter, tier_index, up_to, unit_price, flat_fee)
-                            values (:plan_id, :meter, :i, :up_to, :unit_price, :flat_fee)
-                            """
-                        ),
-                        {
-                            "plan_id": plan.plan_id,
-                            "meter": pm.meter,
-                            "i": index,
-                            "up_to": tier.up_to,
-                            "unit_price": tier.unit_price,
-                            "flat_fee": tier.flat_fee,
-                        },
-                    )
-                    tiers += 1
+            tiers += _save_plan(conn, plan)
     return {"meters": len(catalog.meters), "plans": len(catalog.plans), "tiers": tiers}
+
+
+def _save_meter(conn: Connection, meter: Meter) -> None:
+    conn.execute(
+        text(
+            """
+            insert into meterline.meters (meter, aggregation, unit, unique_dimension, description)
+            values (:meter, :aggregation, :unit, :unique_dimension, :description)
+            on conflict (meter) do update set
+                aggregation = excluded.aggregation, unit = excluded.unit,
+                unique_dimension = excluded.unique_dimension,
+                description = excluded.description, updated_at = now()
+            """
+        ),
+        vars(meter),
+    )
+
+
+def _save_plan(conn: Connection, plan: Plan) -> int:
+    """Upsert the plan, replace its meters and tiers; returns the number of tiers written."""
+    conn.execute(
+        text(
+            """
+            insert into meterline.plans (plan_id, name, base_fee, currency, upgrade_to, description)
+            values (:plan_id, :name, :base_fee, :currency, :upgrade_to, :description)
+            on conflict (plan_id) do update set
+                name = excluded.name, base_fee = excluded.base_fee,
+                currency = excluded.currency, upgrade_to = excluded.upgrade_to,
+                description = excluded.description, updated_at = now()
+            """
+        ),
+        {
+            k: getattr(plan, k)
+            for k in ("plan_id", "name", "base_fee", "currency", "upgrade_to", "description")
+        },
+    )
+    conn.execute(text("delete from meterline.plan_meters where plan_id = :p"), {"p": plan.plan_id})
+    tiers = 0
+    for pm in plan.meters.values():
+        conn.execute(
+            text(
+                """
+                insert into meterline.plan_meters
+                    (plan_id, meter, limit_quantity, hard_limit, pricing_model,
+                     included_quantity, package_size)
+                values (:plan_id, :meter, :limit, :hard_limit, :pricing, :included, :package_size)
+                """
+            ),
+            {
+                "plan_id": plan.plan_id,
+                "meter": pm.meter,
+                "limit": pm.limit,
+                "hard_limit": pm.hard_limit,
+                "pricing": pm.pricing,
+                "included": pm.included,
+                "package_size": pm.package_size,
+            },
+        )
+        tiers += _save_tiers(conn, plan.plan_id, pm)
+    return tiers
+
+
+def _save_tiers(conn: Connection, plan_id: str, pm: PlanMeter) -> int:
+    for index, tier in enumerate(pm.tiers):
+        conn.execute(
+            text(
+                """
+                insert into meterline.price_tiers
+                    (plan_id, meter, tier_index, up_to, unit_price, flat_fee)
+                values (:plan_id, :meter, :i, :up_to, :unit_price, :flat_fee)
+                """
+            ),
+            {
+                "plan_id": plan_id,
+                "meter": pm.meter,
+                "i": index,
+                "up_to": tier.up_to,
+                "unit_price": tier.unit_price,
+                "flat_fee": tier.flat_fee,
+            },
+        )
+    return len(pm.tiers)
 
 
 def read_catalog(engine: Engine) -> Catalog:
     """The catalog as currently loaded in Postgres (what quotas and SQL rating use)."""
-    from decimal import Decimal
-
-    from billing.catalog import Meter, Plan, PlanMeter, Tier
-
     with engine.connect() as conn:
         meters = {
             r.meter: Meter(r.meter, r.aggregation, r.unit, r.unique_dimension, r.description)

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import ROUND_CEILING, Decimal
 
 from billing.catalog import Plan, PlanMeter
 from billing.money import minor_unit, to_minor
+from meterline.core.periods import month_bounds
 
 ZERO = Decimal(0)
 
@@ -207,16 +208,6 @@ def rate_invoice(
 def invoice_total(lines: Sequence[InvoiceLine]) -> int:
     """The invoice total: the sum of the rounded lines (minor units)."""
     return sum(line.amount for line in lines)
-
-
-def month_bounds(period: date) -> tuple[datetime, datetime]:
-    """``[first instant of the month, first instant of the next month)`` in UTC."""
-    start = datetime(period.year, period.month, 1, tzinfo=UTC)
-    if period.month == 12:
-        end = datetime(period.year + 1, 1, 1, tzinfo=UTC)
-    else:
-        end = datetime(period.year, period.month + 1, 1, tzinfo=UTC)
-    return start, end
 
 
 def rate_period(

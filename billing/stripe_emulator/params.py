@@ -157,3 +157,13 @@ def parse_search_query(query: str, fields: set[str]) -> tuple[str, list[tuple[st
                 )
             clauses.append((field, match.group("value")))
     return (joiners.pop() if joiners else "AND"), clauses
+
+
+def reject_unimplemented(params: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        if params.get(name) not in (None, ""):
+            raise ParamError(
+                f"{name} is a valid Stripe parameter the Meterline emulator does not implement "
+                "for this call; filter client-side instead",
+                name,
+            )

@@ -252,7 +252,7 @@ def costs_import(
     file: Path = typer.Argument(..., help="CSV: month,cost_pool,driver_meter,amount"),
 ) -> None:
     """Import monthly infrastructure costs (replaces the same month and pool)."""
-    from meterline.core.costs import import_costs
+    from billing.costs import import_costs
 
     rows = import_costs(_runtime().engine, file)
     console.print(f"{rows} cost rows imported from {file}")

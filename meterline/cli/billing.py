@@ -78,15 +78,14 @@ def run_reconcile(rt, console: Console, period: date, *, announce: bool = True) 
             {"period": period},
         ).all()
     from billing.money import format_minor
+    from billing.reconciliation import EXPLAINED
 
     table = Table(title=f"Reconciliation {period:%B %Y}")
     for column in ("category", "invoices", "expected", "in Stripe", "difference"):
         table.add_column(column, justify="left" if column == "category" else "right")
     for row in rows:
         currency = (row.currency or "USD").strip()
-        colour = (
-            "green" if row.category in ("matched", "adjustment_explained", "replaced") else "red"
-        )
+        colour = "green" if row.category in EXPLAINED else "red"
         table.add_row(
             f"[{colour}]{row.category}[/]", str(row.n), format_minor(int(row.expected or 0), currency),
             format_minor(int(row.stripe or 0), currency), format_minor(int(row.difference or 0), currency),

@@ -79,10 +79,10 @@ def _without_password(url: str) -> str:
 def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None:
     from billing.catalog import load_catalog
     from billing.catalog_store import save_catalog
+    from billing.costs import import_costs
     from meterline.cli.billing import run_invoice, run_reconcile
     from meterline.cli.pipeline import run_pipeline
     from meterline.cli.runtime import open_runtime
-    from meterline.core.costs import import_costs
     from meterline.core.services import service_statuses
 
     started = time.monotonic()

@@ -14,7 +14,7 @@ from billing.stripe_client import make_stripe_client
 from billing.stripe_emulator import start_emulator
 from billing.stripe_emulator.params import allowed_params
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

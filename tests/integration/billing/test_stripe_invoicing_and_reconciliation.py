@@ -3,7 +3,7 @@ emulator, with real Postgres.
 
 ``analytics.fct_invoice_lines`` (the dbt mart, a fixed contract) is written by the tests
 themselves from the Python rating engine, so these tests do not depend on a dbt build; the
-Python == SQL equivalence is tested separately (test_billing_rating_matches_sql.py).
+Python == SQL equivalence is tested separately (test_rating_matches_dbt_sql.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import dagster as dg
 import stripe
 from sqlalchemy import text
 
-from meterline.cli.demo_data import add_months
+from meterline.core.periods import add_months
 
 
 def _months_back(n: int) -> date:

@@ -1,0 +1,144 @@
+"""Invoicing's records: ``meterline.invoices``, ``meterline.invoice_lines``,
+``meterline.stripe_customers`` (and the tenant's name, email and currency it reads)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from billing.invoicing.expected import ExpectedLine
+
+
+def recorded_invoice(conn: Connection, tenant_id: str, period: date) -> Any | None:
+    """The tenant's ``meterline.invoices`` row of ``period`` (Stripe id and status), if any."""
+    return conn.execute(
+        text(
+            "select stripe_invoice_id, status from meterline.invoices "
+            "where tenant_id = :t and period = :p"
+        ),
+        {"t": tenant_id, "p": period},
+    ).first()
+
+
+def update_status(conn: Connection, tenant_id: str, period: date, status: str) -> None:
+    conn.execute(
+        text("update meterline.invoices set status = :s where tenant_id = :t and period = :p"),
+        {"s": status, "t": tenant_id, "p": period},
+    )
+
+
+def record_invoice(
+    conn: Connection,
+    tenant_id: str,
+    period: date,
+    *,
+    status: str,
+    currency: str,
+    amount_due: int,
+    usage_cutoff: datetime,
+    stripe_invoice_id: str | None = None,
+    stripe_customer_id: str | None = None,
+    finalized_at: datetime | None = None,
+) -> None:
+    conn.execute(
+        text(
+            """
+            insert into meterline.invoices
+                (tenant_id, period, stripe_invoice_id, stripe_customer_id, status, currency,
+                 amount_due, usage_cutoff, finalized_at)
+            values (:t, :p, :inv, :cus, :status, :cur, :amount, :cutoff, :fin)
+            on conflict (tenant_id, period) do update set
+                stripe_invoice_id = coalesce(excluded.stripe_invoice_id, meterline.invoices.stripe_invoice_id),
+                stripe_customer_id = coalesce(excluded.stripe_customer_id, meterline.invoices.stripe_customer_id),
+                status = excluded.status, currency = excluded.currency,
+                amount_due = excluded.amount_due, usage_cutoff = excluded.usage_cutoff,
+                finalized_at = coalesce(excluded.finalized_at, meterline.invoices.finalized_at)
+            """
+        ),
+        {
+            "t": tenant_id,
+            "p": period,
+            "inv": stripe_invoice_id,
+            "cus": stripe_customer_id,
+            "status": status,
+            "cur": currency,
+            "amount": amount_due,
+            "cutoff": usage_cutoff,
+            "fin": finalized_at,
+        },
+    )
+
+
+def record_lines(
+    conn: Connection,
+    tenant_id: str,
+    period: date,
+    lines: Sequence[ExpectedLine],
+    item_ids: dict[str, str | None],
+) -> None:
+    """Replace the tenant's ``meterline.invoice_lines`` of ``period`` (with Stripe item ids)."""
+    conn.execute(
+        text("delete from meterline.invoice_lines where tenant_id = :t and period = :p"),
+        {"t": tenant_id, "p": period},
+    )
+    for line in lines:
+        conn.execute(
+            text(
+                """
+                insert into meterline.invoice_lines
+                    (tenant_id, period, line_key, meter, description, quantity, amount, currency,
+                     stripe_invoice_item_id)
+                values (:t, :p, :k, :m, :d, :q, :a, :c, :ii)
+                """
+            ),
+            {
+                "t": tenant_id,
+                "p": period,
+                "k": line.line_key,
+                "m": line.meter,
+                "d": line.description,
+                "q": line.quantity,
+                "a": line.amount,
+                "c": line.currency,
+                "ii": item_ids.get(line.line_key),
+            },
+        )
+
+
+def tenant_customer(conn: Connection, tenant_id: str) -> Any | None:
+    """The tenant's name, email and recorded Stripe customer id (None: no such tenant)."""
+    return conn.execute(
+        text(
+            """
+            select c.stripe_customer_id, t.name, t.email
+            from meterline.tenants t
+            left join meterline.stripe_customers c using (tenant_id)
+            where t.tenant_id = :t
+            """
+        ),
+        {"t": tenant_id},
+    ).first()
+
+
+def record_customer(conn: Connection, tenant_id: str, customer_id: str) -> None:
+    conn.execute(
+        text(
+            """
+            insert into meterline.stripe_customers (tenant_id, stripe_customer_id)
+            values (:t, :c)
+            on conflict (tenant_id) do update
+                set stripe_customer_id = excluded.stripe_customer_id, synced_at = now()
+            """
+        ),
+        {"t": tenant_id, "c": customer_id},
+    )
+
+
+def tenant_currency(conn: Connection, tenant_id: str) -> str | None:
+    return conn.execute(
+        text("select trim(currency) from meterline.tenants where tenant_id = :t"),
+        {"t": tenant_id},
+    ).scalar()

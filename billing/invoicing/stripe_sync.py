@@ -1,0 +1,258 @@
+"""The Stripe side of invoicing: customer, draft invoice, items, finalize (official SDK).
+
+Every create call carries an idempotency key ``meterline:<install>:...`` (keys are per Stripe
+account, so the installation id keeps installs sharing an account apart), and every object
+carries ``metadata.meterline_install``. Lookups only adopt this installation's objects (or
+hand-made ones without an installation id, see ``billing.stripe_client.of_install``). Every
+call goes through ``with_retries`` (429/409/5xx/network, exponential backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from typing import Any
+
+import stripe
+
+from billing.invoicing.expected import ExpectedLine
+from billing.rating import format_quantity
+from billing.stripe_client import RetryPolicy, metadata_of, of_install, with_retries
+from meterline.core.periods import month_bounds
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_key(*parts: object) -> str:
+    """``meterline:<part>:<part>...``, cut to Stripe's 255 characters."""
+    text_key = ":".join(str(p) for p in ("meterline", *parts))
+    return text_key[:255]
+
+
+def finalized_at(invoice: Any) -> datetime | None:
+    """When Stripe finalized ``invoice`` (``status_transitions.finalized_at``), if it did."""
+    transitions = getattr(invoice, "status_transitions", None)
+    ts = getattr(transitions, "finalized_at", None) if transitions else None
+    return datetime.fromtimestamp(ts, UTC) if ts else None
+
+
+class StripeSync:
+    """The Stripe calls of one invoice run (one month, one installation)."""
+
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        period: date,
+        usage_cutoff: datetime,
+        retry: RetryPolicy,
+        days_until_due: int,
+        install: str,
+    ):
+        self.install = install  # metadata.meterline_install: this installation's objects only
+        self.client = client
+        self.period = period
+        self.tag = f"{period:%Y-%m}"
+        self.usage_cutoff = usage_cutoff
+        self.retry = retry
+        self.days_until_due = days_until_due
+        start, end = month_bounds(period)
+        self.period_start, self.period_end = int(start.timestamp()), int(end.timestamp())
+
+    def call(self, what: str, fn, *args, **kwargs):
+        return with_retries(self.retry, what, lambda: fn(*args, **kwargs))
+
+    def key(self, *parts: object) -> str:
+        """An idempotency key: unique to this installation (keys are per Stripe account)."""
+        return idempotency_key(self.install, *parts)
+
+    def ours(self, obj: Any, tenant_id: str) -> bool:
+        """This tenant's object, and this installation's (see ``of_install``)."""
+        tenant = metadata_of(obj).get("meterline_tenant_id")
+        return tenant == tenant_id and of_install(obj, self.install)
+
+    # customers ---------------------------------------------------------------------------
+    def find_or_create_customer(self, tenant_id: str, name: str, email: str | None) -> str:
+        """The tenant's Stripe customer id: found by metadata search, else created."""
+        found = self.call(
+            "customer search",
+            self.client.v1.customers.search,
+            params={"query": f"metadata['meterline_tenant_id']:'{tenant_id}'", "limit": 100},
+        )
+        # Our own first, then one made by hand (no installation id), oldest first.
+        matches = sorted(
+            (c for c in found.auto_paging_iter() if self.ours(c, tenant_id)),
+            key=lambda c: (metadata_of(c).get("meterline_install") != self.install, c.created),
+        )
+        if matches:
+            return matches[0].id
+        params: dict[str, Any] = {
+            "name": name,
+            "metadata": {"meterline_tenant_id": tenant_id, "meterline_install": self.install},
+        }
+        if email:
+            params["email"] = email
+        customer = self.call(
+            "customer create",
+            self.client.v1.customers.create,
+            params=params,
+            options={"idempotency_key": self.key(tenant_id, "customer")},
+        )
+        return customer.id
+
+    # invoices ----------------------------------------------------------------------------
+    def retrieve_invoice(self, invoice_id: str):
+        return self.call("invoice retrieve", self.client.v1.invoices.retrieve, invoice_id)
+
+    def find_invoice(self, tenant_id: str, customer_id: str, recorded_id: str | None):
+        """The recorded invoice, else this tenant's invoice of the month (oldest live one)."""
+        if recorded_id:
+            try:
+                return self.retrieve_invoice(recorded_id)
+            except stripe.InvalidRequestError as exc:
+                if exc.http_status != 404:
+                    raise
+                log.warning("recorded invoice %s of %s is gone from Stripe", recorded_id, tenant_id)
+        page = self.call(
+            "invoice list",
+            self.client.v1.invoices.list,
+            params={"customer": customer_id, "limit": 100},
+        )
+        candidates = [
+            inv
+            for inv in page.auto_paging_iter()
+            if metadata_of(inv).get("meterline_period") == self.tag and self.ours(inv, tenant_id)
+        ]
+        if not candidates:
+            return None
+        live = [i for i in candidates if i.status != "void"] or candidates
+        live.sort(key=lambda i: (i.created, i.id))
+        if len(live) > 1:
+            log.warning(
+                "tenant %s has %d Stripe invoices for %s; using %s (reconciliation reports the rest)",
+                tenant_id, len(live), self.tag, live[0].id,
+            )  # fmt: skip
+        return live[0]
+
+    def create_draft(self, tenant_id: str, customer_id: str, currency: str):
+        return self.call(
+            "invoice create",
+            self.client.v1.invoices.create,
+            params={
+                "customer": customer_id,
+                "currency": currency.lower(),
+                "pending_invoice_items_behavior": "exclude",
+                "auto_advance": False,
+                "collection_method": "send_invoice",
+                "days_until_due": self.days_until_due,
+                "description": f"Usage for {datetime(self.period.year, self.period.month, 1):%B %Y}",
+                "metadata": {
+                    "meterline_tenant_id": tenant_id,
+                    "meterline_install": self.install,
+                    "meterline_period": self.tag,
+                    "meterline_usage_cutoff": self.usage_cutoff.isoformat(),
+                },
+            },
+            options={"idempotency_key": self.key(tenant_id, self.tag, "invoice")},
+        )
+
+    def finalize(self, tenant_id: str, invoice_id: str):
+        """Finalize the draft; when Stripe refuses, the invoice as it is (if no longer a draft)."""
+        try:
+            return self.call(
+                "invoice finalize",
+                self.client.v1.invoices.finalize_invoice,
+                invoice_id,
+                params={"auto_advance": False},
+                options={"idempotency_key": self.key(tenant_id, self.tag, invoice_id, "finalize")},
+            )
+        except stripe.InvalidRequestError:
+            invoice = self.retrieve_invoice(invoice_id)
+            if invoice.status == "draft":
+                raise
+            return invoice
+
+    # invoice items -----------------------------------------------------------------------
+    def draft_items(self, invoice_id: str) -> dict[str, Any]:
+        """The items on our draft by ``line_key``; a duplicate item is deleted."""
+        page = self.call(
+            "invoice item list",
+            self.client.v1.invoice_items.list,
+            params={"invoice": invoice_id, "limit": 100},
+        )
+        items: dict[str, Any] = {}
+        for item in page.auto_paging_iter():
+            key = metadata_of(item).get("line_key")
+            if key in items:  # a duplicate item on our own draft: drop it
+                self.delete_item(item.id)
+                continue
+            items[key] = item
+        return items
+
+    def delete_item(self, item_id: str) -> None:
+        self.call("invoice item delete", self.client.v1.invoice_items.delete, item_id)
+
+    def sync_items(
+        self, tenant_id: str, customer_id: str, invoice_id: str, lines: list[ExpectedLine]
+    ) -> dict[str, str | None]:
+        """Make the draft's items equal ``lines``: keep equal items, replace changed ones,
+        delete the rest. Returns ``line_key`` -> invoice item id."""
+        existing = self.draft_items(invoice_id)
+        wanted = {line.line_key: line for line in lines}
+        for key, item in existing.items():
+            line = wanted.get(key)
+            if line is None or _differs(item, line):
+                self.delete_item(item.id)
+        item_ids: dict[str, str | None] = {}
+        for line in lines:
+            item = existing.get(line.line_key)
+            if item is None or _differs(item, line):
+                item = self.create_item(tenant_id, customer_id, invoice_id, line)
+            item_ids[line.line_key] = item.id
+        return item_ids
+
+    def create_item(self, tenant_id: str, customer_id: str, invoice_id: str, line: ExpectedLine):
+        metadata = {
+            "meterline_tenant_id": tenant_id,
+            "meterline_install": self.install,
+            "meterline_period": self.tag,
+            "line_key": line.line_key,
+            "line_type": line.line_type,
+        }
+        if line.meter:
+            metadata["meter"] = line.meter
+            metadata["quantity"] = format_quantity(line.quantity)
+        return self.call(
+            "invoice item create",
+            self.client.v1.invoice_items.create,
+            params={
+                "customer": customer_id,
+                "invoice": invoice_id,
+                "amount": line.amount,
+                "currency": line.currency.lower(),
+                "description": line.description,
+                "period": {"start": self.period_start, "end": self.period_end - 1},
+                "metadata": metadata,
+            },
+            options={
+                "idempotency_key": self.key(
+                    tenant_id, self.tag, invoice_id, "line", line.line_key, line.amount
+                )
+            },
+        )
+
+    def finalized_item_ids(self, invoice_id: str) -> dict[str | None, str]:
+        """``line_key`` -> invoice item id, read from a finalized invoice's line items."""
+        return {
+            metadata_of(li).get("line_key"): li.parent.invoice_item_details.invoice_item
+            for li in self.call(
+                "invoice lines",
+                self.client.v1.invoices.line_items.list,
+                invoice_id,
+                params={"limit": 100},
+            ).auto_paging_iter()
+            if li.parent and li.parent.invoice_item_details
+        }
+
+
+def _differs(item: Any, line: ExpectedLine) -> bool:
+    return item.amount != line.amount or item.currency != line.currency.lower()

@@ -1,0 +1,234 @@
+"""Categorising: each tenant's expected amount against its Stripe invoices of the month.
+
+Per tenant: pick the primary invoice (the recorded one if live, else the oldest live one);
+without one, the tenant is ``missing_in_stripe`` (or its voided invoices are a
+``status_issue``); with one, its total is compared with the expected amount and a difference is
+explained (late usage billed as an adjustment) or not; then its standing is checked; other
+voided invoices of the month are ``replaced``, other live ones ``duplicate_in_stripe``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from billing.money import format_minor
+from billing.reconciliation.expected import MonthExpectations
+from billing.reconciliation.result import ReconciliationRow
+
+
+def compare(
+    period: date,
+    expected: MonthExpectations,
+    invoices: dict[str, list[Any]],
+    now: datetime,
+) -> list[ReconciliationRow]:
+    """The month's rows: every tenant that owes, was recorded, or has a Stripe invoice."""
+    rows: list[ReconciliationRow] = []
+    for tenant_id in sorted(set(expected.owed) | set(expected.records) | set(invoices)):
+        rows += _tenant_rows(tenant_id, f"{period:%Y-%m}", expected, invoices, now)
+    return rows
+
+
+def _tenant_rows(
+    tenant_id: str,
+    tag: str,
+    expected: MonthExpectations,
+    invoices_by_tenant: dict[str, list[Any]],
+    now: datetime,
+) -> list[ReconciliationRow]:
+    record = expected.records.get(tenant_id)
+    owed_now, owed_currency = expected.owed.get(tenant_id, (0, None))
+    found = invoices_by_tenant.get(tenant_id, [])
+    currency = (
+        owed_currency
+        or (record.currency if record else None)
+        or expected.tenant_currency.get(tenant_id)
+        or (found[0].currency.upper() if found else "USD")
+    )
+    carried = int(record.carried_adjustments) if record else 0
+    skipped = record is not None and record.status == "skipped"
+    expected_in_stripe = 0 if skipped else owed_now + carried
+    invoices = sorted(found, key=lambda i: (i.created, i.id))
+    live = [i for i in invoices if i.status != "void"]
+    voids = [i for i in invoices if i.status == "void"]
+    primary = _primary(live, record)
+    if primary is None:
+        return _rows_without_live_invoice(
+            tenant_id, tag, currency, expected_in_stripe, owed_now, record, voids
+        )
+    category, explanation = _categorise(
+        tenant_id, tag, currency, expected_in_stripe, primary, record, expected, now
+    )
+    rows = [
+        ReconciliationRow(
+            tenant_id, category, currency, expected_in_stripe, int(primary.total), primary.id,
+            primary.status, explanation,
+        )
+    ]  # fmt: skip
+    return rows + _other_invoices(tenant_id, tag, currency, primary, live, voids)
+
+
+def _primary(live: list[Any], record: Any | None) -> Any | None:
+    """The invoice compared with the expected amount: the recorded one, else the oldest live."""
+    if not live:
+        return None
+    ours = [i for i in live if record is not None and i.id == record.stripe_invoice_id]
+    return ours[0] if ours else live[0]
+
+
+def _rows_without_live_invoice(
+    tenant_id: str,
+    tag: str,
+    currency: str,
+    expected_in_stripe: int,
+    owed_now: int,
+    record: Any | None,
+    voids: list[Any],
+) -> list[ReconciliationRow]:
+    if voids:
+        return [
+            ReconciliationRow(
+                tenant_id,
+                "status_issue",
+                currency,
+                expected_in_stripe,
+                0,
+                inv.id,
+                "void",
+                f"invoice voided in Stripe ({format_minor(inv.total, currency)} no longer "
+                "collectible) and not replaced",
+            )
+            for inv in voids
+        ]
+    if expected_in_stripe > 0:
+        return [
+            ReconciliationRow(
+                tenant_id, "missing_in_stripe", currency, expected_in_stripe, 0, None, None,
+                f"owes {format_minor(expected_in_stripe, currency)} but Stripe has no invoice "
+                f"for {tag}" + (f" (recorded status {record.status})" if record else " (not invoiced yet)"),
+            )
+        ]  # fmt: skip
+    if record is not None and record.status == "skipped" and owed_now > 0:
+        return [
+            ReconciliationRow(
+                tenant_id, "matched", currency, 0, 0, None, None,
+                f"{format_minor(owed_now, currency)} is below the minimum invoice amount; not invoiced",
+            )
+        ]  # fmt: skip
+    return []
+
+
+def _categorise(
+    tenant_id: str,
+    tag: str,
+    currency: str,
+    expected_in_stripe: int,
+    primary: Any,
+    record: Any | None,
+    expected: MonthExpectations,
+    now: datetime,
+) -> tuple[str, str]:
+    """The primary invoice's category: its amount first, then its standing in Stripe."""
+    category, explanation = "matched", ""
+    if int(primary.total) != expected_in_stripe:
+        category, explanation = _explain_difference(
+            tenant_id, tag, currency, expected_in_stripe, primary, record, expected
+        )
+    if category == "matched" or category == "adjustment_explained":
+        issue = _status_issue(primary, now)
+        if issue:
+            category, explanation = (
+                "status_issue",
+                (explanation + "; " if explanation else "") + issue,
+            )
+    return category, explanation
+
+
+def _explain_difference(
+    tenant_id: str,
+    tag: str,
+    currency: str,
+    expected_in_stripe: int,
+    primary: Any,
+    record: Any | None,
+    expected: MonthExpectations,
+) -> tuple[str, str]:
+    """Why Stripe's total differs: late usage billed (or to be billed) as an adjustment is
+    explained; anything else is unexpected or a mismatch."""
+    stripe_amount = int(primary.total)
+    difference = expected_in_stripe - stripe_amount
+    billed_later = expected.billed_later.get(tenant_id, [])
+    billed = sum(a for a, _, _ in billed_later)
+    ours = record is not None and record.stripe_invoice_id == primary.id
+    late_events = expected.late_events.get(tenant_id)
+    if expected_in_stripe == 0 and record is None:
+        return (
+            "unexpected_in_stripe",
+            f"tenant owes nothing for {tag} but Stripe invoice totals {format_minor(stripe_amount, currency)}",
+        )
+    if ours and record.amount_due == stripe_amount and billed == difference:
+        where = ", ".join(f"{p:%Y-%m} invoice {inv_id}" for _, p, inv_id in billed_later)
+        return (
+            "adjustment_explained",
+            f"{format_minor(difference, currency)} of usage loaded after this invoice was "
+            f"finalized was billed as a prior-period adjustment on the {where}",
+        )
+    if ours and record.amount_due == stripe_amount and billed == 0 and late_events:
+        return (
+            "adjustment_explained",
+            f"{format_minor(difference, currency)} from {late_events} late event(s) "
+            "loaded after finalization will be billed as a prior-period adjustment on the "
+            "next invoice",
+        )
+    return (
+        "amount_mismatch",
+        f"Stripe invoice totals {format_minor(stripe_amount, currency)}, expected "
+        f"{format_minor(expected_in_stripe, currency)}"
+        + ("" if ours else " (not the invoice Meterline created)"),
+    )
+
+
+def _status_issue(invoice: Any, now: datetime) -> str | None:
+    if invoice.status == "uncollectible":
+        return "marked uncollectible in Stripe"
+    if invoice.status == "draft":
+        return "still a draft in Stripe: never finalized (re-run the invoice partition)"
+    due = getattr(invoice, "due_date", None)
+    if invoice.status == "open" and due and due < now.timestamp():
+        return f"past due since {datetime.fromtimestamp(due, UTC):%Y-%m-%d}"
+    return None
+
+
+def _other_invoices(
+    tenant_id: str, tag: str, currency: str, primary: Any, live: list[Any], voids: list[Any]
+) -> list[ReconciliationRow]:
+    """Voided invoices the primary replaced, and any further live invoice (a duplicate)."""
+    rows = [
+        ReconciliationRow(
+            tenant_id,
+            "replaced",
+            currency,
+            0,
+            0,
+            inv.id,
+            "void",
+            f"voided ({format_minor(int(inv.total), currency)}) and replaced by {primary.id}",
+        )
+        for inv in voids
+    ]
+    rows += [
+        ReconciliationRow(
+            tenant_id,
+            "duplicate_in_stripe",
+            currency,
+            0,
+            int(inv.total),
+            inv.id,
+            inv.status,
+            f"second live invoice for {tag} (the first is {primary.id})",
+        )
+        for inv in live
+        if inv.id != primary.id
+    ]
+    return rows

@@ -1,0 +1,190 @@
+"""Invoices: create, render (amounts and lines), update, delete a draft, list.
+
+Status changes (finalize, void, mark uncollectible, pay) are in ``invoice_lifecycle``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billing.stripe_emulator.failures import StripeFailure, missing_param
+from billing.stripe_emulator.invoice_items import line_item
+from billing.stripe_emulator.params import as_bool, as_int, as_metadata, reject_unimplemented
+from billing.stripe_emulator.state import EmulatorState, merge_metadata, new_id
+from meterline.core import clock
+
+INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+_UNSUPPORTED = ("subscription", "from_invoice", "discounts", "automatic_tax", "default_tax_rates")
+
+
+def create_invoice(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
+    customer_id = params.get("customer")
+    if not customer_id:
+        raise missing_param("customer")
+    customer = state.customer(customer_id, "customer")
+    for unsupported in _UNSUPPORTED:
+        if unsupported in params and params[unsupported] not in ("", None, {"enabled": "false"}):
+            raise StripeFailure(
+                400,
+                f"{unsupported} is a valid Stripe parameter the Meterline emulator does not implement",
+                param=unsupported,
+            )
+    behavior = params.get("pending_invoice_items_behavior") or "exclude"
+    if behavior not in ("exclude", "include"):
+        raise StripeFailure(
+            400,
+            "Invalid pending_invoice_items_behavior: must be one of exclude, include",
+            param="pending_invoice_items_behavior",
+        )
+    collection_method = params.get("collection_method") or "charge_automatically"
+    if collection_method not in ("charge_automatically", "send_invoice"):
+        raise StripeFailure(400, "Invalid collection_method", param="collection_method")
+    due_date = as_int(params, "due_date")
+    days = as_int(params, "days_until_due")
+    if collection_method == "charge_automatically" and (due_date or days):
+        raise StripeFailure(
+            400,
+            "due_date and days_until_due are only allowed with collection_method=send_invoice",
+            param="due_date" if due_date else "days_until_due",
+        )
+    invoice = _new_invoice(customer, params, collection_method, due_date, days)
+    state.data["invoices"][invoice["id"]] = invoice
+    if behavior == "include":
+        for item in state.data["invoiceitems"].values():
+            if (
+                item["customer"] == customer["id"]
+                and item["invoice"] is None
+                and item["currency"] == invoice["currency"]
+            ):
+                item["invoice"] = invoice["id"]
+    recompute(state, invoice)
+    return invoice
+
+
+def _new_invoice(
+    customer: dict[str, Any],
+    params: dict[str, Any],
+    collection_method: str,
+    due_date: int | None,
+    days: int | None,
+) -> dict[str, Any]:
+    now = int(clock.timestamp())
+    return {
+        "id": new_id("in"),
+        "object": "invoice",
+        "account_country": "US",
+        "account_name": "Meterline (Stripe emulator)",
+        "amount_due": 0,
+        "amount_paid": 0,
+        "amount_remaining": 0,
+        "attempt_count": 0,
+        "attempted": False,
+        "auto_advance": as_bool(params, "auto_advance", False),
+        "billing_reason": "manual",
+        "collection_method": collection_method,
+        "created": now,
+        "currency": (params.get("currency") or customer.get("currency") or "usd").lower(),
+        "customer": customer["id"],
+        "customer_email": customer.get("email"),
+        "customer_name": customer.get("name"),
+        "days_until_due": days,
+        "description": params.get("description"),
+        "due_date": due_date,
+        "ending_balance": None,
+        "footer": params.get("footer"),
+        "hosted_invoice_url": None,
+        "livemode": False,
+        "metadata": as_metadata(params) or {},
+        "number": None,
+        "period_end": now,
+        "period_start": now,
+        "status": "draft",
+        "status_transitions": {
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
+        "subtotal": 0,
+        "total": 0,
+        "webhooks_delivered_at": now,
+    }
+
+
+def recompute(state: EmulatorState, invoice: dict[str, Any]) -> None:
+    if invoice["status"] != "draft":
+        return  # a finalized invoice's amounts never change
+    total = sum(i["amount"] for i in state.items_of(invoice["id"]))
+    invoice["subtotal"] = invoice["total"] = total
+    invoice["amount_due"] = invoice["amount_remaining"] = max(total, 0)
+
+
+def render_invoice(state: EmulatorState, invoice: dict[str, Any]) -> dict[str, Any]:
+    """The invoice as the API returns it: current amounts and its first ten lines."""
+    recompute(state, invoice)
+    lines = [line_item(item) for item in state.items_of(invoice["id"])]
+    rendered = dict(invoice)
+    rendered["lines"] = {
+        "object": "list",
+        "data": lines[:10],
+        "has_more": len(lines) > 10,
+        "total_count": len(lines),
+        "url": f"/v1/invoices/{invoice['id']}/lines",
+    }
+    return rendered
+
+
+def update_invoice(state: EmulatorState, invoice_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    invoice = state.invoice(invoice_id)
+    always = {"metadata", "description", "footer", "expand"}
+    if invoice["status"] != "draft":
+        for name in params:
+            if name not in always and name != "auto_advance":
+                raise StripeFailure(
+                    400,
+                    f"Finalized invoices can't be updated in this way: {name} can only be "
+                    "changed on a draft invoice",
+                    code="invoice_not_editable",
+                    param=name,
+                )
+    metadata = as_metadata(params)
+    if metadata is not None:
+        merge_metadata(invoice, metadata)
+    for field in ("description", "footer"):
+        if field in params:
+            invoice[field] = params[field] or None
+    if "auto_advance" in params:
+        invoice["auto_advance"] = as_bool(params, "auto_advance")
+    if "due_date" in params:
+        invoice["due_date"] = as_int(params, "due_date")
+    if "days_until_due" in params:
+        invoice["days_until_due"] = as_int(params, "days_until_due")
+    return invoice
+
+
+def delete_invoice(state: EmulatorState, invoice_id: str) -> dict[str, Any]:
+    invoice = state.invoice(invoice_id)
+    if invoice["status"] != "draft":
+        raise StripeFailure(400, "You can only delete draft invoices.", code="invoice_not_editable")
+    for item in state.items_of(invoice_id):
+        del state.data["invoiceitems"][item["id"]]
+    del state.data["invoices"][invoice_id]
+    return {"id": invoice_id, "object": "invoice", "deleted": True}
+
+
+def list_invoices(state: EmulatorState, params: dict[str, Any]) -> list[dict[str, Any]]:
+    reject_unimplemented(params, ("created", "due_date", "subscription", "customer_account"))
+    invoices = list(state.data["invoices"].values())
+    if params.get("customer"):
+        invoices = [i for i in invoices if i["customer"] == params["customer"]]
+    if params.get("status"):
+        if params["status"] not in INVOICE_STATUSES:
+            raise StripeFailure(
+                400,
+                f"Invalid status: must be one of {', '.join(INVOICE_STATUSES)}",
+                param="status",
+            )
+        invoices = [i for i in invoices if i["status"] == params["status"]]
+    if params.get("collection_method"):
+        invoices = [i for i in invoices if i["collection_method"] == params["collection_method"]]
+    return invoices[::-1]
