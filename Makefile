@@ -34,7 +34,7 @@ ui: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check meterline ingestion billing orchestration tests
+	$(BIN)/ruff format --check meterline ingestion billing alerts orchestration tests
 
 bench: install
 	$(BIN)/meterline bench

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, text
 
-from ingestion.alerts import DEFAULT_THRESHOLDS
+from alerts.thresholds import DEFAULT_THRESHOLDS
 from ingestion.usage import MeterUsage, all_live_usage, live_usage, month_start
 from meterline.core import clock
 

@@ -27,7 +27,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
-from ingestion.alerts import DEFAULT_THRESHOLDS
+from alerts.thresholds import DEFAULT_THRESHOLDS
 from ingestion.auth import KeyStore, bearer, same_secret
 from ingestion.dashboard import queries, signing
 from ingestion.dashboard.assets import IMMUTABLE, Assets

@@ -140,7 +140,7 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
 
 def _notify_quotas(console: Console, rt, now: datetime) -> None:
     """One evaluation of the quota sensor, its notification runs, and where each alert went."""
-    from ingestion.alerts import list_alerts
+    from alerts.store import list_alerts
     from meterline.cli.pipeline import run_job
     from orchestration.defs.alerts.sensors import evaluate_quota_tick
 

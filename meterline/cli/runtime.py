@@ -9,6 +9,14 @@ from functools import cached_property
 
 from meterline.core.settings import Settings
 
+ALERT_VARIABLES = (
+    "SMTP_URL",
+    "ALERT_WEBHOOK_URL",
+    "METERLINE_WEBHOOK_SECRET",
+    "METERLINE_ADMIN_EMAIL",
+    "METERLINE_ALERT_SENDER",
+)
+
 
 @dataclass
 class Runtime:
@@ -71,6 +79,10 @@ def export_environment(settings: Settings, urls) -> None:
             **dbt_connection_environment(database_url),
         }
     )
+    # The notifier's optional settings: Dagster has no default for an unset EnvVar, so an
+    # unset one is exported empty, which the notifier reads as "use the default".
+    for name in ALERT_VARIABLES:
+        os.environ.setdefault(name, "")
 
 
 def open_runtime(*, migrate: bool = True) -> Runtime:

@@ -9,6 +9,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 
+def parse_month(text: str) -> date:
+    """The first day of the month named ``YYYY-MM`` (``2026-11``); a clear error otherwise."""
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except (TypeError, ValueError):
+        raise ValueError(f"{text!r} is not a month: use YYYY-MM, e.g. 2026-11") from None
+
+
 def month_start(moment: date | datetime) -> date:
     """The first day of the UTC month holding ``moment``."""
     if isinstance(moment, datetime) and moment.tzinfo is not None:

@@ -38,7 +38,8 @@ def notify_quota_threshold(
     redis: RedisResource,
     notifier: NotifierResource,
 ) -> dg.Output[int]:
-    from ingestion.alerts import AlertRequest, deliver_alerts, record_alerts
+    from alerts.delivery import deliver_alerts
+    from alerts.store import AlertRequest, record_alerts
 
     started = time.perf_counter()
     engine = postgres.engine()

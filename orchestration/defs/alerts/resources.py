@@ -1,9 +1,10 @@
 """The ``notifier`` resource: email (SMTP or outbox), signed webhook and the Redis list.
 
-Every field is optional. Unset fields are read from the environment when a run or sensor
-uses the resource (``Notifier.from_env``: ``SMTP_URL``, ``ALERT_WEBHOOK_URL``,
-``METERLINE_WEBHOOK_SECRET``, ``METERLINE_ADMIN_EMAIL``, ``METERLINE_HOME``), not at import
-time, so the code location loads without them and an unset ``SMTP_URL`` means the outbox.
+Configured with ``dg.EnvVar`` like every other resource. Each of these variables is optional
+and an empty value means its default (see ``alerts.notifier.Notifier.configure``): no
+``SMTP_URL`` writes ``.eml`` files to ``<METERLINE_HOME>/outbox/``, no ``ALERT_WEBHOOK_URL``
+skips the webhook, and so on. Dagster has no default for an unset ``EnvVar``, so the
+``meterline`` CLI (and docker-compose) export each one, empty when it is not configured.
 """
 
 from __future__ import annotations
@@ -14,28 +15,46 @@ from orchestration.resources import RedisResource
 
 
 class NotifierResource(dg.ConfigurableResource):
-    """Sends alerts. Leave fields empty to use the environment at run time."""
+    """Sends alerts. Every field is optional; empty means the default."""
 
-    smtp_url: str | None = None
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    admin_email: str | None = None
-    outbox_dir: str | None = None
+    home: str | None = None  # METERLINE_HOME: the outbox and the generated webhook secret
+    smtp_url: str | None = None  # SMTP_URL; empty: .eml files in <home>/outbox/
+    webhook_url: str | None = None  # ALERT_WEBHOOK_URL; empty: webhook deliveries skipped
+    webhook_secret: str | None = None  # METERLINE_WEBHOOK_SECRET; empty: admin_key, else generated
+    admin_key: str | None = None  # METERLINE_ADMIN_KEY (the webhook secret's fallback)
+    admin_email: str | None = None  # METERLINE_ADMIN_EMAIL; empty: admin@localhost
+    sender: str | None = None  # METERLINE_ALERT_SENDER; empty: Meterline <alerts@...>
+    outbox_dir: str | None = None  # empty: <home>/outbox
     timeout_seconds: float = 10.0
 
     def notifier(self, redis: RedisResource | None = None):
-        from ingestion.notify import Notifier
+        from alerts.notifier import Notifier
 
-        return Notifier.from_env(
-            redis=redis.client() if redis is not None else None,
-            redis_prefix=redis.prefix if redis is not None else None,
+        return Notifier.configure(
+            home=self.home,
             smtp_url=self.smtp_url,
             webhook_url=self.webhook_url,
             webhook_secret=self.webhook_secret,
+            admin_key=self.admin_key,
             admin_email=self.admin_email,
+            sender=self.sender,
             outbox_dir=self.outbox_dir,
+            redis=redis.client() if redis is not None else None,
+            redis_prefix=redis.prefix if redis is not None else "meterline",
             timeout=self.timeout_seconds,
         )
 
 
-defs = dg.Definitions(resources={"notifier": NotifierResource()})
+defs = dg.Definitions(
+    resources={
+        "notifier": NotifierResource(
+            home=dg.EnvVar("METERLINE_HOME"),
+            smtp_url=dg.EnvVar("SMTP_URL"),
+            webhook_url=dg.EnvVar("ALERT_WEBHOOK_URL"),
+            webhook_secret=dg.EnvVar("METERLINE_WEBHOOK_SECRET"),
+            admin_key=dg.EnvVar("METERLINE_ADMIN_KEY"),
+            admin_email=dg.EnvVar("METERLINE_ADMIN_EMAIL"),
+            sender=dg.EnvVar("METERLINE_ALERT_SENDER"),
+        )
+    }
+)

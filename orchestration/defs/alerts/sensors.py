@@ -9,7 +9,7 @@ from datetime import datetime
 
 import dagster as dg
 
-from meterline.core import clock
+from meterline.core import clock, periods
 from orchestration.defs.alerts.jobs import quota_notification_job
 from orchestration.defs.alerts.resources import NotifierResource
 from orchestration.resources import PostgresResource, RedisResource
@@ -47,6 +47,20 @@ class QuotaTick:
     summary: str
 
 
+def _notification_request(run_key: str, config: dict, tags: dict[str, str]) -> dg.RunRequest:
+    """A run of ``quota_notification_job`` for one tenant, meter and threshold."""
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config={"ops": {"notify_quota_threshold": {"config": config}}},
+        tags={
+            "meterline/tenant": config["tenant_id"],
+            "meterline/meter": config["meter"],
+            "meterline/period": config["period"],
+            **tags,
+        },
+    )
+
+
 def evaluate_quota_tick(
     engine,
     redis_client,
@@ -57,17 +71,13 @@ def evaluate_quota_tick(
     thresholds=None,
 ) -> QuotaTick:
     """One sensor evaluation, without Dagster context (so the demo and tests can call it)."""
-    from ingestion.alerts import (
-        DEFAULT_THRESHOLDS,
-        current_usage,
-        evaluate,
-        fired_thresholds,
-        period_of,
-        retry_candidates,
-    )
+    from alerts.delivery import retry_candidates
+    from alerts.store import fired_thresholds
+    from alerts.thresholds import DEFAULT_THRESHOLDS, evaluate
+    from alerts.usage import current_usage
 
     now = now or clock.now()
-    period = period_of(now)
+    period = f"{periods.month_start(now):%Y-%m}"
     state = QuotaCursor.parse(cursor)
     if state.period != period:
         state = QuotaCursor(period=period, fired=fired_thresholds(engine, period))
@@ -75,64 +85,33 @@ def evaluate_quota_tick(
     crossings = evaluate(
         usage, state.fired, period=period, thresholds=thresholds or DEFAULT_THRESHOLDS
     )
-    observed = now.isoformat()
     requests: list[dg.RunRequest] = []
     for c in crossings:
+        config = {
+            "tenant_id": c.tenant_id,
+            "meter": c.meter,
+            "period": c.period,
+            "thresholds": list(c.thresholds),
+            "quantity": str(c.quantity),
+            "limit": str(c.limit),
+            "observed_at": now.isoformat(),
+        }
         requests.append(
-            dg.RunRequest(
-                run_key=c.run_key,
-                run_config={
-                    "ops": {
-                        "notify_quota_threshold": {
-                            "config": {
-                                "tenant_id": c.tenant_id,
-                                "meter": c.meter,
-                                "period": c.period,
-                                "thresholds": list(c.thresholds),
-                                "quantity": str(c.quantity),
-                                "limit": str(c.limit),
-                                "observed_at": observed,
-                            }
-                        }
-                    }
-                },
-                tags={
-                    "meterline/tenant": c.tenant_id,
-                    "meterline/meter": c.meter,
-                    "meterline/threshold": str(c.highest),
-                    "meterline/period": c.period,
-                },
-            )
+            _notification_request(c.run_key, config, {"meterline/threshold": str(c.highest)})
         )
         state.fired[(c.tenant_id, c.meter)] = c.highest
     retries = retry_candidates(engine, period)
     for r in retries:
-        requests.append(
-            dg.RunRequest(
-                run_key=r.run_key,
-                run_config={
-                    "ops": {
-                        "notify_quota_threshold": {
-                            "config": {
-                                "tenant_id": r.tenant_id,
-                                "meter": r.meter,
-                                "period": r.period,
-                                "thresholds": [r.threshold],
-                                "quantity": str(r.quantity),
-                                "limit": str(r.limit),
-                            }
-                        }
-                    }
-                },
-                tags={
-                    "meterline/tenant": r.tenant_id,
-                    "meterline/meter": r.meter,
-                    "meterline/threshold": str(r.threshold),
-                    "meterline/period": r.period,
-                    "meterline/retry": str(r.attempts),
-                },
-            )
-        )
+        config = {
+            "tenant_id": r.tenant_id,
+            "meter": r.meter,
+            "period": r.period,
+            "thresholds": [r.threshold],
+            "quantity": str(r.quantity),
+            "limit": str(r.limit),
+        }
+        tags = {"meterline/threshold": str(r.threshold), "meterline/retry": str(r.attempts)}
+        requests.append(_notification_request(r.run_key, config, tags))
     sources = sorted({u.source for u in usage})
     summary = (
         f"{len(usage)} limited meter(s) checked for {period} (source: {', '.join(sources) or '-'}); "
@@ -185,18 +164,16 @@ def _failure_text(context: dg.RunFailureSensorContext) -> str:
 def admin_run_failure_sensor(
     context: dg.RunFailureSensorContext, notifier: NotifierResource
 ) -> None:
-    from ingestion.alerts import run_failure_notification
-    from ingestion.notify import ChannelNotConfigured, DeliveryError
+    from alerts.messages import run_failure_notification
+    from alerts.notification import ChannelNotConfigured, DeliveryError
+    from alerts.thresholds import ADMIN_EMAIL, WEBHOOK
 
     run = context.dagster_run
     message = run_failure_notification(run.job_name, run.run_id, _failure_text(context))
     sender = notifier.notifier()
-    for channel, send in (
-        ("admin_email", lambda: sender.send_email(sender.admin_email, message)),
-        ("webhook", lambda: sender.post_webhook(message)),
-    ):
+    for channel in (ADMIN_EMAIL, WEBHOOK):
         try:
-            where = send()
+            where = sender.channel(channel).send(message)
             context.log.info(f"run failure of {run.job_name} {run.run_id}: {channel} -> {where}")
         except ChannelNotConfigured as exc:
             context.log.info(f"run failure {channel} skipped: {exc}")

@@ -72,7 +72,7 @@ class WebhookReceiver:
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, WebhookReceiver]]:
-    from ingestion.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+    from alerts.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 
     receiver = WebhookReceiver()
 
@@ -279,7 +279,7 @@ def test_usage_rising_to_105_percent_notifies_each_threshold_once_per_channel(
         (100, "admin_email"), (100, "email"), (100, "redis"), (100, "webhook"),
     ]  # fmt: skip
     assert {(r.delivery_status, r.attempts, r.notified) for r in rows} == {("sent", 1, True)}
-    from ingestion.alerts import list_alerts
+    from alerts.store import list_alerts
 
     listed = list_alerts(db, period)
     assert len(listed) == 12 and {a.period for a in listed} == {period}
@@ -408,16 +408,13 @@ def test_failed_webhook_is_retried_on_the_next_run_and_never_duplicated(
 
 def test_live_redis_counters_drive_the_sensor(db, redis_client, test_services):
     """With the metering engine's counters in Redis, usage comes from there, not Postgres."""
-    from ingestion.alerts import current_usage
+    from alerts.usage import current_usage
+    from ingestion.recorder import UsageRecorder
     from meterline.core.tenants import create_tenant
 
     create_tenant(db, "live", "free", email="ops@live.test")
     create_tenant(db, "cold", "free", email="ops@cold.test")
     prefix = test_services.redis_prefix
-    try:
-        from ingestion.recorder import UsageRecorder
-    except ImportError:  # pragma: no cover - the engine is built in parallel
-        pytest.skip("ingestion.recorder is not available")
     recorder = UsageRecorder(redis_client, db, prefix=prefix)
     now = datetime.now(UTC)
     stamp = now.isoformat()
@@ -451,17 +448,20 @@ def test_live_redis_counters_drive_the_sensor(db, redis_client, test_services):
 
 def test_default_outbox_without_smtp_url(db, redis_client, test_services, instance, monkeypatch):
     """No SMTP_URL and no ALERT_WEBHOOK_URL: email becomes .eml files, webhook is skipped."""
+    from meterline.cli.runtime import ALERT_VARIABLES
     from meterline.core.tenants import create_tenant
-    from orchestration.defs.alerts.resources import NotifierResource
+    from orchestration.defs.alerts.resources import defs as notifier_defs
     from orchestration.resources import PostgresResource, RedisResource
 
-    monkeypatch.delenv("SMTP_URL", raising=False)
-    monkeypatch.delenv("ALERT_WEBHOOK_URL", raising=False)
+    # The code location's own notifier (dg.EnvVars), with every optional variable unset,
+    # which the CLI exports as empty. METERLINE_HOME is the test run's home.
+    for name in (*ALERT_VARIABLES, "METERLINE_ADMIN_KEY"):
+        monkeypatch.setenv(name, "")
     create_tenant(db, "quiet", "free", email="ops@quiet.test")
     resources = {
         "postgres": PostgresResource(url=test_services.database_url),
         "redis": RedisResource(url=test_services.redis_url, prefix=test_services.redis_prefix),
-        "notifier": NotifierResource(),
+        "notifier": notifier_defs.resources["notifier"],
     }
     h = Harness(instance, resources, db)
     add_usage(db, "quiet", "api_calls", 1000)

@@ -1,4 +1,4 @@
-"""Senders without Postgres/Redis: SMTP URL parsing, a real SMTP server with AUTH on loopback,
+"""Channels without Postgres/Redis: SMTP URL parsing, a real SMTP server with AUTH on loopback,
 the outbox fallback, webhook signatures and the secret fallback."""
 
 from __future__ import annotations
@@ -11,16 +11,11 @@ from email import policy
 
 import pytest
 
-from ingestion.notify import (
-    ChannelNotConfigured,
-    DeliveryError,
-    Notification,
-    Notifier,
-    NotifyConfigError,
-    SmtpTarget,
-    sign,
-    verify_signature,
-)
+from alerts.channels.email import EmailChannel, SmtpTarget
+from alerts.channels.redis_list import RedisListChannel
+from alerts.channels.webhook import WebhookChannel, sign, verify_signature
+from alerts.notification import ChannelNotConfigured, DeliveryError, Notification, NotifyConfigError
+from alerts.notifier import Notifier
 
 MSG = Notification(key="quota-acme-api_calls-2026-11-80", subject="[Meterline] hi", text="hello",
                    payload={"threshold": 80})  # fmt: skip
@@ -50,7 +45,7 @@ def test_bad_smtp_url_names_the_variable_and_fix():
     with pytest.raises(NotifyConfigError, match=r"SMTP_URL must start with smtp:// .*unset it"):
         SmtpTarget.parse("http://mail.example.com")
     with pytest.raises(NotifyConfigError, match="ALERT_WEBHOOK_URL must be an http"):
-        Notifier(outbox_dir=".", webhook_url="ftp://x", webhook_secret="s")
+        WebhookChannel(url="ftp://x", secret="s")
 
 
 def test_signature_roundtrip_and_rejections():
@@ -68,42 +63,38 @@ def test_signature_roundtrip_and_rejections():
 
 
 def test_outbox_without_smtp_url_one_file_per_message(tmp_path):
-    n = Notifier(outbox_dir=tmp_path / "outbox")
-    where = n.send_email("ops@acme.test", MSG)
+    outbox = EmailChannel.configure(outbox_dir=tmp_path / "outbox")
+    where = outbox.to("ops@acme.test").send(MSG)
     assert where.endswith("quota-acme-api_calls-2026-11-80.eml")
-    n.send_email("ops@acme.test", MSG)  # the same message again overwrites its own file
+    outbox.to("ops@acme.test").send(MSG)  # the same message again overwrites its own file
     files = list((tmp_path / "outbox").iterdir())
     assert [f.name for f in files] == ["quota-acme-api_calls-2026-11-80.eml"]
     msg = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert msg["To"] == "ops@acme.test" and msg["Subject"] == "[Meterline] hi"
     assert msg["Message-ID"] == "<quota-acme-api_calls-2026-11-80@meterline>"
     with pytest.raises(ChannelNotConfigured):
-        n.post_webhook(MSG)
+        WebhookChannel().send(MSG)
     with pytest.raises(ChannelNotConfigured):
-        n.push_redis(MSG)
-    assert n.describe("email") == f"outbox {tmp_path / 'outbox'}"
-    assert n.describe("webhook").startswith("not configured")
-    assert n.describe("redis") == "Redis list meterline:notifications"
+        RedisListChannel().send(MSG)
+    assert outbox.describe() == f"outbox {tmp_path / 'outbox'}"
+    assert WebhookChannel().describe().startswith("not configured")
+    assert RedisListChannel().describe() == "Redis list meterline:notifications"
 
 
-def test_from_env_defaults_and_generated_webhook_secret(tmp_path):
-    env = {"METERLINE_HOME": str(tmp_path), "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook"}
-    n = Notifier.from_env(env)
-    assert n.smtp is None and n.outbox_dir == tmp_path / "outbox"
+def test_configured_defaults_and_generated_webhook_secret(tmp_path):
+    # METERLINE_HOME and ALERT_WEBHOOK_URL set; SMTP_URL, the secrets and the admin unset (empty)
+    given = {"home": str(tmp_path), "webhook_url": "http://127.0.0.1:9/hook", "smtp_url": ""}
+    n = Notifier.configure(**given, admin_email="")
+    assert n.email.smtp is None and n.email.outbox_dir == tmp_path / "outbox"
     assert n.admin_email == "admin@localhost"
     secret_file = tmp_path / "webhook_secret"
-    assert n.webhook_secret == secret_file.read_text().strip() and len(n.webhook_secret) == 64
+    assert n.webhook.secret == secret_file.read_text().strip() and len(n.webhook.secret) == 64
     assert secret_file.stat().st_mode & 0o777 == 0o600
-    assert Notifier.from_env(env).webhook_secret == n.webhook_secret  # stable across runs
-    assert Notifier.from_env({**env, "METERLINE_ADMIN_KEY": "adm"}).webhook_secret == "adm"
-    assert (
-        Notifier.from_env(
-            {**env, "METERLINE_WEBHOOK_SECRET": "w", "METERLINE_ADMIN_KEY": "adm"}
-        ).webhook_secret
-        == "w"
-    )
+    assert Notifier.configure(**given).webhook.secret == n.webhook.secret  # stable across runs
+    assert Notifier.configure(**given, admin_key="adm").webhook.secret == "adm"
+    assert Notifier.configure(**given, webhook_secret="w", admin_key="adm").webhook.secret == "w"
     with pytest.raises(DeliveryError, match=r"webhook http://127\.0\.0\.1:9/hook"):
-        n.post_webhook(MSG)  # nothing listens on port 9: a failed delivery, retried later
+        n.webhook.send(MSG)  # nothing listens on port 9: a failed delivery, retried later
 
 
 def _free_port() -> int:
@@ -134,11 +125,15 @@ def test_smtp_with_auth_against_a_real_server():
     )  # fmt: skip
     controller.start()
     try:
-        good = Notifier(outbox_dir=".", smtp_url=f"smtp://alerts:p%40ss@127.0.0.1:{port}")
-        assert good.send_email("ops@acme.test", MSG) == f"smtp://127.0.0.1:{port} to ops@acme.test"
-        bad = Notifier(outbox_dir=".", smtp_url=f"smtp://alerts:wrong@127.0.0.1:{port}")
+        good = EmailChannel.configure(
+            outbox_dir=".", smtp_url=f"smtp://alerts:p%40ss@127.0.0.1:{port}"
+        ).to("ops@acme.test")
+        assert good.send(MSG) == f"smtp://127.0.0.1:{port} to ops@acme.test"
+        bad = EmailChannel.configure(
+            outbox_dir=".", smtp_url=f"smtp://alerts:wrong@127.0.0.1:{port}"
+        ).to("ops@acme.test")
         with pytest.raises(DeliveryError, match=r"SMTP smtp://127\.0\.0\.1"):
-            bad.send_email("ops@acme.test", MSG)
+            bad.send(MSG)
     finally:
         controller.stop()
         asyncio.set_event_loop(asyncio.new_event_loop())

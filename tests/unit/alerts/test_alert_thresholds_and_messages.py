@@ -6,21 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from ingestion.alerts import (
-    ADMIN_EMAIL,
-    EMAIL,
-    REDIS,
-    WEBHOOK,
-    AlertContext,
-    UsageRow,
-    build_notification,
-    evaluate,
-    fmt_quantity,
-    period_bounds,
-    period_of,
-    route,
-    run_failure_notification,
-)
+from alerts.context import AlertContext
+from alerts.messages import build_notification, fmt_quantity, run_failure_notification
+from alerts.thresholds import ADMIN_EMAIL, EMAIL, REDIS, WEBHOOK, UsageRow, evaluate, route
+from meterline.core import periods
 
 
 def row(quantity, limit="1000", tenant="acme", meter="api_calls") -> UsageRow:
@@ -69,13 +58,13 @@ def test_routing_as_users_expect():
 
 
 def test_periods_are_utc_calendar_months_half_open():
-    start, end = period_bounds("2026-12")
+    start, end = periods.month_bounds(periods.parse_month("2026-12"))
     assert (start.isoformat(), end.isoformat()) == (
         "2026-12-01T00:00:00+00:00",
         "2027-01-01T00:00:00+00:00",
     )
     with pytest.raises(ValueError, match="YYYY-MM"):
-        period_of("2026-13")
+        periods.parse_month("2026-13")
 
 
 def _ctx(**kw) -> AlertContext:

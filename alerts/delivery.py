@@ -1,0 +1,164 @@
+"""Delivering recorded alerts, and the retry policy.
+
+Each notified ``meterline.alerts`` row still ``pending`` or ``failed`` is claimed, sent on its
+channel and marked ``sent`` / ``failed`` / ``skipped`` in one transaction, so a retried run
+re-sends failed deliveries and never repeats a sent one. A delivery is tried at most
+:data:`MAX_DELIVERY_ATTEMPTS` times; a row still ``pending`` :data:`STALE_PENDING_SECONDS`
+after firing (its run never delivered) is due for a retry too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import Engine, text
+
+from alerts import store
+from alerts.context import AlertContext, alert_context
+from alerts.messages import build_notification
+from alerts.notification import ChannelNotConfigured, DeliveryError, Notification
+from alerts.notifier import Notifier
+from alerts.thresholds import ADMIN_EMAIL, EMAIL
+from meterline.core import periods
+
+MAX_DELIVERY_ATTEMPTS = 5
+STALE_PENDING_SECONDS = 300
+
+
+@dataclass
+class Delivery:
+    alert_id: int
+    threshold: int
+    channel: str
+    status: str  # sent | failed | skipped
+    detail: str
+
+
+@dataclass
+class DeliveryReport:
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for d in self.deliveries if d.status == status)
+
+    @property
+    def failed(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.status == "failed"]
+
+
+def _send(notifier: Notifier, channel: str, ctx: AlertContext, message: Notification) -> str:
+    if channel == EMAIL and not ctx.email:
+        raise ChannelNotConfigured(
+            f"tenant {ctx.tenant_id} has no email address (set meterline.tenants.email)"
+        )
+    return notifier.channel(channel, to=ctx.email).send(message)
+
+
+def deliver_alerts(
+    engine: Engine,
+    notifier: Notifier,
+    *,
+    tenant_id: str,
+    meter: str,
+    period: str,
+    thresholds: Iterable[int] | None = None,
+    max_attempts: int = MAX_DELIVERY_ATTEMPTS,
+) -> DeliveryReport:
+    """Send every notified row of this tenant/meter/period (optionally only ``thresholds``)
+    that is not yet ``sent``: each row is locked, sent and marked in one transaction."""
+    ids = store.deliverable_ids(
+        engine,
+        tenant_id=tenant_id,
+        meter=meter,
+        month=periods.parse_month(period),
+        thresholds=sorted(set(thresholds)) if thresholds is not None else None,
+        max_attempts=max_attempts,
+    )
+    report = DeliveryReport()
+    if not ids:
+        return report
+    ctx = alert_context(engine, tenant_id, meter)
+    for alert_id in ids:
+        with engine.begin() as conn:
+            row = store.claim(conn, alert_id)
+            if row is None:
+                continue  # sent meanwhile, or another run holds it
+            message = build_notification(
+                ctx,
+                period=period,
+                threshold=row.threshold,
+                quantity=row.quantity,
+                limit=row.limit_quantity,
+                percent=row.usage_percent,
+                audience="admin" if row.channel == ADMIN_EMAIL else "tenant",
+            )
+            try:
+                detail = _send(notifier, row.channel, ctx, message)
+                status = "sent"
+            except ChannelNotConfigured as exc:
+                status, detail = "skipped", str(exc)
+            except DeliveryError as exc:
+                status, detail = "failed", str(exc)
+            store.mark(conn, row.alert_id, status, detail)
+        report.deliveries.append(Delivery(row.alert_id, row.threshold, row.channel, status, detail))
+    return report
+
+
+@dataclass(frozen=True)
+class RetryCandidate:
+    tenant_id: str
+    meter: str
+    period: str
+    threshold: int
+    attempts: int
+    quantity: Decimal
+    limit: Decimal
+
+    @property
+    def run_key(self) -> str:
+        return f"quota-retry:{self.tenant_id}:{self.meter}:{self.threshold}:{self.period}:{self.attempts}"
+
+
+_RETRY_SQL = """
+select tenant_id, meter, threshold, max(attempts) as attempts,
+       max(quantity) as quantity, max(limit_quantity) as limit_quantity
+from meterline.alerts
+where period_start = :p and notified and attempts < :max
+  and (delivery_status = 'failed'
+       or (delivery_status = 'pending'
+           and fired_at < now() - make_interval(secs => :stale)))
+group by tenant_id, meter, threshold
+order by tenant_id, meter, threshold
+"""
+
+
+def retry_candidates(
+    engine: Engine,
+    period: str,
+    *,
+    max_attempts: int = MAX_DELIVERY_ATTEMPTS,
+    stale_pending_seconds: int = STALE_PENDING_SECONDS,
+) -> list[RetryCandidate]:
+    """Notified alerts with a failed delivery (fewer than ``max_attempts`` tries), or still
+    pending ``stale_pending_seconds`` after firing (their run never delivered)."""
+    params = {
+        "p": periods.parse_month(period),
+        "max": max_attempts,
+        "stale": stale_pending_seconds,
+    }
+    with engine.connect() as conn:
+        rows = conn.execute(text(_RETRY_SQL), params).all()
+    return [
+        RetryCandidate(
+            r.tenant_id,
+            r.meter,
+            period,
+            int(r.threshold),
+            int(r.attempts),
+            Decimal(r.quantity),
+            Decimal(r.limit_quantity),
+        )
+        for r in rows
+    ]
