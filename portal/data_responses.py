@@ -8,9 +8,9 @@ from fastapi.responses import Response
 DATA_CACHE = "private, max-age=30"
 
 
-def data_json(data, *, cache: str = DATA_CACHE) -> Response:
+def data_json(data) -> Response:
     return Response(
         orjson.dumps(data, default=str),
         media_type="application/json",
-        headers={"Cache-Control": cache, "Vary": "Authorization, Cookie"},
+        headers={"Cache-Control": DATA_CACHE, "Vary": "Authorization, Cookie"},
     )
