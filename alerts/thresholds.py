@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-DEFAULT_THRESHOLDS: tuple[int, ...] = (80, 90, 95, 100)
+from meterline.core.quota_levels import DEFAULT_THRESHOLDS
 
 # Channel names, as stored in meterline.alerts.channel.
 EMAIL = "email"  # the tenant's address (meterline.tenants.email)

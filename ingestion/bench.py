@@ -90,7 +90,7 @@ def _free_port() -> int:
 _SERVER = """
 import sys, redis, uvicorn
 from meterline.core.db import get_engine
-from ingestion.api import create_app
+from meterline.server import create_app
 db, rurl, prefix, port = sys.argv[1:5]
 app = create_app(get_engine(db), redis.Redis.from_url(rurl), prefix=prefix, admin_key=None,
                  rate_limit_per_second=1e9, rate_limit_burst=1e9)

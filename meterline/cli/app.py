@@ -305,12 +305,12 @@ def serve(
     """Serve the HTTP API (OpenAPI at /openapi.json)."""
     import uvicorn
 
-    from ingestion.api import create_app
+    from meterline.server import catalog_cost_estimator, create_app
 
     rt = _runtime()
     application = create_app(
         rt.engine, rt.redis, prefix=rt.prefix, admin_key=rt.settings.admin_key,
-        cost_estimator=_cost_estimator(rt.engine),
+        cost_estimator=catalog_cost_estimator(rt.engine),
     )  # fmt: skip
     base = f"http://{host}:{port}"
     console.print(f"Meterline API on {base}  (docs: {base}/docs)")
@@ -321,25 +321,6 @@ def serve(
         else "  admin overview    set METERLINE_ADMIN_KEY and restart to enable /admin"
     )
     uvicorn.run(application, host=host, port=port, log_level="info")
-
-
-def _cost_estimator(engine):
-    """Estimated cost so far per meter for /v1/usage, rated by billing on the tenant's plan."""
-    from billing.catalog_store import read_catalog
-    from billing.rating import rate_meter
-
-    catalog = read_catalog(engine)
-
-    def estimate(tenant_id: str, rows) -> dict:
-        costs = {}
-        for row in rows:
-            plan = catalog.plans.get(row.plan_id or "")
-            plan_meter = plan.meters.get(row.meter) if plan else None
-            if plan_meter is not None:
-                costs[row.meter] = rate_meter(plan_meter, row.quantity)
-        return costs
-
-    return estimate
 
 
 @app.command()

@@ -416,8 +416,8 @@ def _print_finance(console: Console, rt, month) -> None:
 
 def _where_to_look(console: Console, rt, billed, dbt_log, seconds: float) -> None:
     """Paths, commands and signed links; never a key, a secret or a password."""
-    from ingestion.dashboard import mint_admin_link, mint_dashboard_link, resolve_secret
     from meterline.core.db import libpq_url
+    from portal.signing import mint_admin_link, mint_dashboard_link, resolve_secret
 
     console.rule(f"[bold green]demo complete in {seconds:.0f} s")
     report = rt.settings.reports_dir / f"{billed:%Y-%m}" / "reconciliation.html"

@@ -223,7 +223,7 @@ def serve(world: World, **kwargs) -> Iterator[str]:
     """The real API app (with the dashboard) on uvicorn in a thread; yields the base URL."""
     import uvicorn
 
-    from ingestion.api import create_app
+    from meterline.server import create_app
 
     app = create_app(world.engine, world.redis, prefix=world.prefix, admin_key=ADMIN_KEY, **kwargs)
     port = free_port()

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ingestion.dashboard import mint_dashboard_link, resolve_secret
-from ingestion.dashboard.signing import sign
+from portal.signing import mint_dashboard_link, resolve_secret, sign
 from tests.browser.chromium import SKIP_REASON, chromium_path
 from tests.browser.dashboard_world import ADMIN_KEY, build_world, serve
 

@@ -145,7 +145,7 @@ def test_every_date_rule_names_the_right_month(instant, db, redis_client, test_s
         # What tenants see: the live usage of the clock's month, and its trend up to today.
         from fastapi.testclient import TestClient
 
-        from ingestion.api import create_app
+        from meterline.server import create_app
 
         key = tenants.issue_api_key(db, "acme")
         app = create_app(db, redis_client, prefix=prefix, admin_key="calendar-admin-key")

@@ -80,7 +80,7 @@ def test_demo_runs_end_to_end_and_again_without_double_counting(db):
 
 def _reads_well(run: subprocess.CompletedProcess) -> None:
     """About two screens; dbt's node lines in a log file (its path printed); no secret."""
-    from ingestion.dashboard import resolve_secret
+    from portal.signing import resolve_secret
 
     output = run.stdout + run.stderr
     lines = output.splitlines()
@@ -116,7 +116,7 @@ def _printed_admin_link_opens_the_admin_page(db, stdout: str) -> None:
     import redis as redis_lib
     from fastapi.testclient import TestClient
 
-    from ingestion.api import create_app
+    from meterline.server import create_app
 
     link = re.search(r"https?://\S+(/admin\?exp=\d+&sig=[0-9a-f]{64})", stdout).group(1)
     admin_key = (Path(os.environ["METERLINE_HOME"]) / "admin_key").read_text().strip()
@@ -135,8 +135,8 @@ def _dashboard_shows_the_marts(db) -> None:
     import redis as redis_lib
     from fastapi.testclient import TestClient
 
-    from ingestion.api import create_app
     from meterline.core.tenants import issue_api_key
+    from meterline.server import create_app
 
     admin_key = (Path(os.environ["METERLINE_HOME"]) / "admin_key").read_text().strip()
     client = redis_lib.Redis.from_url(os.environ["REDIS_URL"])

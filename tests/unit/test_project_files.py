@@ -45,7 +45,7 @@ def test_docker_compose_services_refer_to_things_that_exist():
 
 def test_dockerfile_copies_every_top_level_package():
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
-    for package in ("meterline", "ingestion", "billing", "orchestration", "dbt_project"):
+    for package in ("meterline", "ingestion", "billing", "portal", "orchestration", "dbt_project"):
         assert f"COPY {package} " in dockerfile, package
 
 
@@ -73,8 +73,9 @@ def test_env_example_documents_every_setting():
 
 def test_layering_domain_packages_never_import_dagster_or_each_other():
     rules = {
-        "ingestion": ("dagster", "billing", "orchestration", "meterline.cli"),
-        "billing": ("dagster", "ingestion", "orchestration", "meterline.cli"),
+        "ingestion": ("dagster", "billing", "portal", "orchestration", "meterline.cli"),
+        "billing": ("dagster", "ingestion", "portal", "orchestration", "meterline.cli"),
+        "portal": ("dagster", "orchestration", "meterline.cli", "meterline.server"),
         "meterline/core": ("dagster", "ingestion", "billing", "orchestration", "meterline.cli"),
         "orchestration": ("meterline.cli",),
     }

@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from ingestion import keys
-from ingestion.api import create_app
 from ingestion.loader import load_stream
 from meterline.core.tenants import create_tenant, issue_api_key
+from meterline.server import create_app
 
 ADMIN = "admin-secret-key"
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -7,10 +7,11 @@ import os
 import stat
 from urllib.parse import parse_qs, urlsplit
 
-from ingestion.dashboard import mint_dashboard_link, resolve_secret
-from ingestion.dashboard.signing import (
+from portal.signing import (
     ADMIN,
     TENANT,
+    mint_dashboard_link,
+    resolve_secret,
     session_token,
     verify,
     verify_session,

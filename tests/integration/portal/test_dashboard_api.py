@@ -11,8 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from ingestion.dashboard import mint_dashboard_link, resolve_secret
-from ingestion.dashboard.signing import sign
+from portal.signing import mint_dashboard_link, resolve_secret, sign
 from tests.browser.dashboard_world import ADMIN_KEY, CURRENT, build_world, serve
 
 

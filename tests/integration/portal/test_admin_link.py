@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from ingestion.api import create_app
-from ingestion.dashboard import mint_admin_link, mint_dashboard_link
 from meterline.core import clock
+from meterline.server import create_app
+from portal.signing import mint_admin_link, mint_dashboard_link
 
 ADMIN_KEY = "test-admin-key-for-links"
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from meterline.core import clock
+from meterline.core.secrets import stored_secret
 
 TENANT = "tenant"
 ADMIN = "admin"
@@ -48,22 +49,10 @@ def resolve_secret(admin_key: str | None, env: Mapping[str, str] | None = None) 
         return hmac.new(admin_key.encode(), b"meterline dashboard links v1", "sha256").hexdigest()
     home = (env.get("METERLINE_HOME") or "").strip()
     if home:
-        path = Path(home) / "dashboard_secret"
         try:
-            return path.read_text().strip()
-        except FileNotFoundError:
-            pass
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first
-            return path.read_text().strip()
-        except OSError:
+            return stored_secret(Path(home), "dashboard_secret")
+        except OSError:  # an unwritable home: a secret for this process only
             return secrets.token_hex(32)
-        secret = secrets.token_hex(32)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secret + "\n")
-        return secret
     return secrets.token_hex(32)
 
 

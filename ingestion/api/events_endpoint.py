@@ -1,0 +1,218 @@
+"""``POST /v1/events``: record one event or a batch for the calling tenant.
+
+Per-event outcome (``accepted|duplicate|rejected``); 402 when nothing was accepted because of a
+hard limit (the message names the meter, the limit and the plan to upgrade to); 429 with
+``Retry-After`` over the tenant's request rate; 413 over the body or batch size;
+``X-Usage-Limit`` / ``X-Usage-Remaining`` for the last event's meter.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from ingestion.api.responses import error, json_number, json_response, quantity_text
+from ingestion.api.tenant_auth import TenantAuth, Unauthorized
+from ingestion.ratelimit import RateLimiter
+from ingestion.recorder import BatchResult, EventOutcome, UsageRecorder
+from ingestion.validation import EventValidationError
+
+MAX_BODY_BYTES = 1_048_576
+MAX_BATCH = 1000
+
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["meter", "value"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "maxLength": 128, "description": "Idempotency key"},
+        "tenant_id": {"type": "string", "description": "Defaults to the API key's tenant"},
+        "meter": {"type": "string", "example": "api_calls"},
+        "value": {"type": "number", "minimum": 0, "maximum": 1e12},
+        "timestamp": {"type": "string", "format": "date-time", "example": "2026-10-05T12:00:00Z"},
+        "dimensions": {
+            "type": "object",
+            "maxProperties": 16,
+            "additionalProperties": {"type": "string", "maxLength": 256},
+        },
+    },
+}
+
+
+class _Rejected(Exception):
+    """The request cannot be recorded: ``response`` says why."""
+
+    def __init__(self, response: Response):
+        self.response = response
+
+
+def request_body_schema(max_batch: int) -> dict:
+    """OpenAPI request body: one event, or a list of at most ``max_batch``."""
+    batch = {"type": "array", "items": EVENT_SCHEMA, "maxItems": max_batch}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"oneOf": [EVENT_SCHEMA, batch]}}},
+        }
+    }
+
+
+async def read_body(request: Request, max_body_bytes: int) -> bytes:
+    """The body, refused with 413 as soon as it is (or is declared) over ``max_body_bytes``."""
+    too_big = _Rejected(
+        error(
+            413,
+            "payload_too_large",
+            "body",
+            f"body: larger than {max_body_bytes:,} bytes; send smaller batches",
+        )
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_events(body: bytes, max_batch: int) -> list:
+    """The events of a body: one object or a non-empty list of at most ``max_batch``."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _Rejected(
+            error(400, "invalid_json", "body", f"body: not valid JSON ({str(exc).split(':')[0]})")
+        ) from None
+    if isinstance(payload, dict):
+        return [payload]
+    if not isinstance(payload, list):
+        raise _Rejected(
+            error(
+                422, "invalid_event", "body", "body: expected an event object or a list of events"
+            )
+        )
+    if not payload:
+        raise _Rejected(
+            error(422, "invalid_event", "body", "body: empty list; send at least one event")
+        )
+    if len(payload) > max_batch:
+        raise _Rejected(
+            error(
+                413,
+                "batch_too_large",
+                "body",
+                f"body: {len(payload):,} events in one request; at most {max_batch:,} are "
+                "allowed, split the batch",
+            )
+        )
+    return payload
+
+
+def add_events_route(
+    router: APIRouter,
+    *,
+    auth: TenantAuth,
+    limiter: RateLimiter,
+    recorder: UsageRecorder,
+    rate_limit_per_second: float,
+    max_body_bytes: int,
+    max_batch: int,
+) -> None:
+    """Add ``POST /v1/events`` to ``router``."""
+
+    async def rate_limited(tenant: str) -> None:
+        allowed, retry_after = await run_in_threadpool(limiter.allow, tenant)
+        if not allowed:
+            raise _Rejected(
+                error(
+                    429,
+                    "rate_limited",
+                    "",
+                    f"too many requests for tenant {tenant!r} "
+                    f"(limit {rate_limit_per_second:g}/s); "
+                    f"retry after {retry_after} s or send larger batches",
+                    {"Retry-After": str(retry_after)},
+                )
+            )
+
+    @router.post(
+        "/v1/events",
+        summary="Record one event or a batch",
+        openapi_extra=request_body_schema(max_batch),
+    )
+    async def post_events(request: Request):
+        try:
+            tenant = await auth(request)
+            await rate_limited(tenant)
+            events = parse_events(await read_body(request, max_body_bytes), max_batch)
+        except (Unauthorized, _Rejected) as exc:
+            return exc.response
+        try:
+            result: BatchResult = await run_in_threadpool(recorder.record, events, tenant_id=tenant)
+        except EventValidationError as exc:
+            return json_response({"error": exc.as_dict()}, exc.status)
+        fields = getattr(request.state, "fields", None)  # the access log's, when there is one
+        if fields is not None:
+            fields.update(
+                events=len(events),
+                accepted=result.accepted,
+                duplicates=result.duplicates,
+                rejected=result.rejected,
+            )
+        return events_response(result, tenant, recorder)
+
+
+def events_response(result: BatchResult, tenant: str, recorder: UsageRecorder) -> Response:
+    """200 with the per-event outcomes, or 402 when a hard limit refused the whole batch."""
+    outcomes = result.outcomes
+    headers: dict[str, str] = {}
+    for outcome in reversed(outcomes):
+        if outcome.limit is not None:
+            headers["X-Usage-Limit"] = str(json_number(outcome.limit))
+            headers["X-Usage-Remaining"] = str(json_number(outcome.remaining))
+            break
+    body = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+        "events": [o.as_dict() for o in outcomes],
+    }
+    refused = [o for o in outcomes if o.reason == "quota_exceeded"]
+    if result.accepted == 0 and refused:
+        body["error"] = quota_refusal(result, tenant, recorder, refused[0])
+        return json_response(body, 402, headers)
+    return json_response(body, 200, headers)
+
+
+def quota_refusal(
+    result: BatchResult, tenant: str, recorder: UsageRecorder, first: EventOutcome
+) -> dict:
+    """The 402 error: the meter, its limit, the plan, and the plan to upgrade to."""
+    plan, upgrade = result.plan_of(tenant)
+    info = recorder.directory.meters.get(first.meter)
+    unit = f" {info.unit}" if info else ""
+    how = (
+        f"upgrade to plan {upgrade!r} to continue (`meterline tenants set-plan {tenant} {upgrade}`)"
+        if upgrade
+        else "contact your account team to raise the limit"
+    )
+    message = (
+        f"{first.meter}: monthly limit of {quantity_text(first.limit)}{unit} reached on plan "
+        f"{plan!r} (used {quantity_text(first.quantity)}); {how}"
+    )
+    return {
+        "code": "quota_exceeded",
+        "field": f"event[{first.index}].value",
+        "message": message,
+        "meter": first.meter,
+        "limit": json_number(first.limit),
+        "plan": plan,
+        "upgrade_to": upgrade,
+    }

@@ -1,0 +1,173 @@
+"""The HTTP app of ``meterline serve``, composed here at the top: the ingest API
+(:mod:`ingestion.api`), the portal (:mod:`portal`: tenant page, admin overview, their JSON,
+``/v1/admin/tenants``), health checks and one JSON access log line per request; the cost
+estimate of ``/v1/usage`` and the tenant page is wired from :mod:`billing`.
+
+- ``/healthz`` (process up) and ``/readyz`` (Redis and Postgres answer).
+- Every request is logged as one JSON line on the ``meterline.api`` logger; an unhandled error
+  is a JSON 500 (``{"error": {"code": "internal", ...}}``) and a logged traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import Engine, text
+from starlette.concurrency import run_in_threadpool
+
+from ingestion.api.events_endpoint import MAX_BATCH, MAX_BODY_BYTES
+from ingestion.api.responses import error, json_response
+from ingestion.api.router import ingest_router
+from ingestion.api.usage_endpoint import CostEstimator
+from ingestion.recorder import UsageRecorder
+from portal.mount import mount_portal
+
+log = logging.getLogger("meterline.api")
+
+
+def create_app(
+    engine: Engine,
+    redis,
+    *,
+    prefix: str,
+    admin_key: str | None,
+    rate_limit_per_second: float = 200.0,
+    rate_limit_burst: float = 400.0,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_batch: int = MAX_BATCH,
+    recorder: UsageRecorder | None = None,
+    cost_estimator: CostEstimator | None = None,
+) -> FastAPI:
+    """The Meterline HTTP API. ``cost_estimator(tenant_id, usage)`` (optional; ``meterline
+    serve`` passes :func:`catalog_cost_estimator`) returns an estimated cost per meter for
+    ``/v1/usage`` and the tenant page."""
+    _configure_logging()
+    app = FastAPI(
+        title="Meterline",
+        version="0.1.0",
+        description="Usage metering, quotas and usage-based billing. Tenant endpoints take "
+        "`Authorization: Bearer <tenant key>`, admin endpoints the admin key.",
+    )
+    app.middleware("http")(_access_log)
+    app.include_router(
+        ingest_router(
+            engine,
+            redis,
+            prefix=prefix,
+            rate_limit_per_second=rate_limit_per_second,
+            rate_limit_burst=rate_limit_burst,
+            max_body_bytes=max_body_bytes,
+            max_batch=max_batch,
+            recorder=recorder,
+            cost_estimator=cost_estimator,
+        )
+    )
+    app.include_router(health_router(engine, redis))
+    mount_portal(  # /dashboard, /admin, their JSON and /v1/admin/tenants
+        app, engine, redis, prefix=prefix, admin_key=admin_key, cost_estimator=cost_estimator
+    )
+    return app
+
+
+def catalog_cost_estimator(engine: Engine) -> CostEstimator:
+    """Estimated cost so far per meter, rated by billing on the tenant's plan in the catalog."""
+    from billing.catalog_store import read_catalog
+    from billing.rating import rate_meter
+
+    catalog = read_catalog(engine)
+
+    def estimate(tenant_id: str, rows) -> dict:
+        costs = {}
+        for row in rows:
+            plan = catalog.plans.get(row.plan_id or "")
+            plan_meter = plan.meters.get(row.meter) if plan else None
+            if plan_meter is not None:
+                costs[row.meter] = rate_meter(plan_meter, row.quantity)
+        return costs
+
+    return estimate
+
+
+# -- health ------------------------------------------------------------------------------------
+def health_router(engine: Engine, redis) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz", summary="Liveness")
+    async def healthz():
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: Redis and Postgres answer")
+    async def readyz():
+        status = await run_in_threadpool(_readiness, engine, redis)
+        ready = all(v == "ok" for v in status.values())
+        return json_response(
+            {"status": "ready" if ready else "unavailable", **status}, 200 if ready else 503
+        )
+
+    return router
+
+
+def _readiness(engine: Engine, redis) -> dict[str, str]:
+    status: dict[str, str] = {}
+    try:
+        redis.ping()
+        status["redis"] = "ok"
+    except Exception as exc:  # report, do not crash
+        status["redis"] = f"error: {exc}"
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        status["postgres"] = "ok"
+    except Exception as exc:
+        status["postgres"] = f"error: {type(exc).__name__}"
+    return status
+
+
+# -- access log --------------------------------------------------------------------------------
+class JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        data.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(data, default=str).decode()
+
+
+def _configure_logging() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLogFormatter())
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+async def _access_log(request: Request, call_next):
+    """One JSON line per request; routes add fields (tenant, batch counts) to
+    ``request.state.fields``."""
+    started = time.perf_counter()
+    request.state.fields = {}
+    try:
+        response = await call_next(request)
+    except Exception:
+        log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+        response = error(500, "internal", "", "internal error; see the server log")
+    fields = {
+        "method": request.method,
+        "path": request.url.path,
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        **request.state.fields,
+    }
+    log.info("request", extra={"fields": fields})
+    return response

@@ -1,0 +1,86 @@
+"""Who may read what: the tenant of a request (Bearer key or tenant session cookie) and the
+admin check (Bearer admin key or admin session cookie). A tenant only ever reads itself:
+naming another tenant is 403."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from ingestion.auth import KeyStore, bearer, same_secret
+from portal import signing
+from portal.refused import Refused
+
+TENANT_COOKIE = "meterline_dashboard"
+ADMIN_COOKIE = "meterline_admin"
+
+
+def admin_pages_disabled() -> Refused:
+    return Refused(
+        503, "", "admin pages disabled: set METERLINE_ADMIN_KEY and restart `meterline serve`"
+    )
+
+
+class PortalAccess:
+    def __init__(self, *, secret: str, admin_key: str | None, keystore: KeyStore):
+        self.secret = secret
+        self.admin_key = admin_key
+        self.keystore = keystore
+
+    def tenant_of(self, request: Request, wanted: str | None = None) -> str:
+        """The request's tenant; 401 without a valid key or session, 403 when ``wanted``
+        names another tenant."""
+        header = request.headers.get("authorization")
+        tenant = self._bearer_tenant(header) if header else self._session_tenant(request)
+        if wanted and wanted != tenant:
+            raise Refused(403, "tenant", "tenant: a tenant key or link only reads its own data")
+        fields = getattr(request.state, "fields", None)
+        if fields is not None:
+            fields["tenant"] = tenant
+        return tenant
+
+    def _bearer_tenant(self, header: str) -> str:
+        key = bearer(header)
+        tenant = self.keystore.tenant_for(key) if key else None
+        if tenant is None:
+            raise Refused(
+                401,
+                "Authorization",
+                "Authorization: unknown or revoked API key; issue a new one with "
+                "`meterline tenants issue-key <tenant>`",
+            )
+        return tenant
+
+    def _session_tenant(self, request: Request) -> str:
+        verdict = signing.verify_session(
+            self.secret, signing.TENANT, request.cookies.get(TENANT_COOKIE)
+        )
+        if not verdict.ok:
+            raise Refused(
+                401,
+                "Authorization",
+                "Authorization: sign in with your tenant API key (Bearer, or open "
+                "/dashboard?key=<key>) or a signed dashboard link; "
+                + ("the session expired" if verdict.exp else "no session"),
+            )
+        return verdict.subject
+
+    def require_admin(self, request: Request) -> None:
+        """503 when admin pages are disabled; 403 for a wrong Bearer key or a forged session;
+        401 without one."""
+        if not self.admin_key:
+            raise admin_pages_disabled()
+        header = request.headers.get("authorization")
+        if header:
+            if not same_secret(bearer(header), self.admin_key):
+                raise Refused(403, "Authorization", "Authorization: not the admin key")
+            return
+        verdict = signing.verify_session(
+            self.secret, signing.ADMIN, request.cookies.get(ADMIN_COOKIE)
+        )
+        if not verdict.ok:
+            raise Refused(
+                verdict.status if verdict.status == 403 else 401,
+                "Authorization",
+                "Authorization: admin pages need 'Bearer <METERLINE_ADMIN_KEY>', a signed "
+                "admin link, or /admin?key=<METERLINE_ADMIN_KEY> once",
+            )
