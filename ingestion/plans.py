@@ -22,10 +22,8 @@ PLAN_CACHE_TTL = 300
 
 _PLANS_SQL = """
 with current_plan as (
-    select distinct on (tenant_id) tenant_id, plan_id
-    from meterline.subscriptions
-    where effective_from <= :at and (effective_to is null or effective_to > :at)
-    order by tenant_id, effective_from desc
+    select tenant_id, plan_id from meterline.plan_in_force
+    where in_force @> cast(:at as timestamptz)
 )
 select t.tenant_id, t.status, c.plan_id, p.upgrade_to, p.name as plan_name, p.currency,
        m.meter, m.aggregation, m.unit, m.unique_dimension, pm.limit_quantity, pm.hard_limit,

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.database import reset_database
+
 EXTERNAL_DATABASE_URL = os.environ.get("DATABASE_URL") or None
 EXTERNAL_REDIS_URL = os.environ.get("REDIS_URL") or None
 
@@ -144,28 +146,13 @@ def engine(migrated_db: str):
     return get_engine(migrated_db)
 
 
-TABLES = (
-    "raw.usage_events, raw.counter_snapshots, raw.infra_costs, meterline.invoice_reconciliation, "
-    "meterline.invoice_lines, meterline.invoices, meterline.stripe_customers, meterline.alerts, "
-    "meterline.api_keys, meterline.subscriptions, meterline.tenants, meterline.price_tiers, "
-    "meterline.installation, "
-    "meterline.plan_meters, meterline.plans, meterline.meters"
-)
-
-
 @pytest.fixture
 def db(engine, test_services: TestServices):
     """A clean database (no tenants, no usage) with the default catalog loaded, and clean Redis."""
-    from sqlalchemy import text
-
     from billing.catalog import load_catalog
     from billing.catalog_store import save_catalog
 
-    with engine.begin() as conn:
-        conn.execute(text(f"truncate {TABLES} restart identity cascade"))
-        # dbt's incremental marts would otherwise keep the previous test's rows.
-        for schema in ("analytics", "analytics_staging", "analytics_intermediate"):
-            conn.execute(text(f"drop schema if exists {schema} cascade"))
+    reset_database(engine)
     save_catalog(engine, load_catalog())
     flush_redis(test_services)
     return engine

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from meterline.core import clock
 
@@ -53,6 +53,20 @@ def _require_plan(conn, plan_id: str) -> str:
         hint = f"one of {', '.join(plans)}" if plans else "run `meterline catalog load` first"
         raise TenantError(f"unknown plan {plan_id!r}: use {hint}")
     return row[0]
+
+
+def plan_in_force(
+    conn: Connection, tenant_id: str, at: date | datetime | None = None
+) -> str | None:
+    """The plan of ``tenant_id`` in force at ``at`` (default: now), None when it has none
+    (not yet created, or canceled). The rule itself is the view ``meterline.plan_in_force``."""
+    return conn.execute(
+        text(
+            "select plan_id from meterline.plan_in_force "
+            "where tenant_id = :t and in_force @> cast(:at as timestamptz)"
+        ),
+        {"t": tenant_id, "at": _as_instant(at)},
+    ).scalar()
 
 
 def create_tenant(

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from tests.database import reset_database
+
 ADMIN_KEY = "admin-key-for-dashboard-tests"
 
 # tenant -> (plan, name)
@@ -39,11 +41,6 @@ CURRENT = {
 }
 # daily api_calls before this month (last 89 days), for the trend charts
 HISTORY = {"acme": 1500, "globex": 4000, "hooli": 800, "umbrella": 2000}
-TABLES = (
-    "raw.usage_events, raw.counter_snapshots, raw.infra_costs, meterline.invoice_reconciliation, "
-    "meterline.invoice_lines, meterline.invoices, meterline.stripe_customers, meterline.alerts, "
-    "meterline.api_keys, meterline.subscriptions, meterline.tenants"
-)
 
 
 @dataclass
@@ -81,8 +78,7 @@ def build_world(engine: Engine, redis, *, prefix: str, database_url: str, dbt_ta
     now = datetime.now(UTC).replace(microsecond=0)
     this_month = month_start(now.date())
     last_month = month_start(now.date(), 1)
-    with engine.begin() as conn:
-        conn.execute(text(f"truncate {TABLES} restart identity cascade"))
+    reset_database(engine)
     save_catalog(engine, load_catalog())
     stale = list(redis.scan_iter(match=f"{prefix}:*", count=1000))
     if stale:

@@ -6,6 +6,7 @@ import dagster as dg
 import stripe
 from sqlalchemy import text
 
+from meterline.core.installation import install_id
 from meterline.core.periods import add_months
 
 
@@ -88,12 +89,15 @@ def test_two_billing_months_backfill_in_one_run_and_rerun_is_safe(db, test_servi
     )
     periods = {f"{first:%Y-%m}", f"{second:%Y-%m}"}
 
+    install = install_id(db)  # the emulator is shared by the whole run: count this install's
+
     def ours() -> list:
         invoices = client.v1.invoices.list(params={"limit": 100}).auto_paging_iter()
         tags = [i.metadata.to_dict() for i in invoices]
         return [
             t for t in tags
-            if t.get("meterline_tenant_id") in ("umbrella", "stark")
+            if t.get("meterline_install") == install
+            and t.get("meterline_tenant_id") in ("umbrella", "stark")
             and t.get("meterline_period") in periods
         ]  # fmt: skip
 

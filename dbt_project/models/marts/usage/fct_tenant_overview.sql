@@ -39,8 +39,7 @@ meters as (
 current_plan as (
     select tenant_id, plan_id, effective_from as plan_since
     from subscriptions
-    where effective_from <= {{ as_of() }}
-      and (effective_to is null or effective_to > {{ as_of() }})
+    where in_force @> {{ as_of() }}
 ),
 
 top_meter as (

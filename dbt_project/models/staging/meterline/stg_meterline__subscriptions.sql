@@ -8,7 +8,8 @@ final as (
         tenant_id,
         plan_id,
         effective_from,
-        effective_to
+        effective_to,
+        in_force
     from source
 )
 
