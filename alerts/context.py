@@ -35,10 +35,8 @@ select t.tenant_id, m.meter, t.name, t.email, p.plan_id, p.name as plan_name, p.
 from meterline.tenants t
 cross join meterline.meters m
 left join lateral (
-    select s.plan_id from meterline.subscriptions s
-    where s.tenant_id = t.tenant_id and s.effective_from <= :at
-      and (s.effective_to is null or s.effective_to > :at)
-    order by s.effective_from desc limit 1
+    select f.plan_id from meterline.plan_in_force f
+    where f.tenant_id = t.tenant_id and f.in_force @> cast(:at as timestamptz)
 ) cur on true
 left join meterline.plans p on p.plan_id = cur.plan_id
 left join meterline.plan_meters pm on pm.plan_id = p.plan_id and pm.meter = m.meter

@@ -18,14 +18,13 @@ from meterline.core import clock, periods
 log = logging.getLogger(__name__)
 
 _LIMITS_SQL = """
-select distinct on (s.tenant_id, pm.meter)
-       s.tenant_id, pm.meter, pm.limit_quantity, m.aggregation, m.unique_dimension
-from meterline.subscriptions s
-join meterline.tenants t on t.tenant_id = s.tenant_id and t.status = 'active'
-join meterline.plan_meters pm on pm.plan_id = s.plan_id and pm.limit_quantity is not null
+select f.tenant_id, pm.meter, pm.limit_quantity, m.aggregation, m.unique_dimension
+from meterline.plan_in_force f
+join meterline.tenants t on t.tenant_id = f.tenant_id and t.status = 'active'
+join meterline.plan_meters pm on pm.plan_id = f.plan_id and pm.limit_quantity is not null
 join meterline.meters m on m.meter = pm.meter
-where s.effective_from <= :now and (s.effective_to is null or s.effective_to > :now)
-order by s.tenant_id, pm.meter, s.effective_from desc
+where f.in_force @> cast(:now as timestamptz)
+order by f.tenant_id, pm.meter
 """
 
 _PG_USAGE_SQL = """

@@ -17,10 +17,8 @@ from portal.marts import marts_available
 
 _ADMIN_BASE = """
 with current_plan as (
-    select distinct on (tenant_id) tenant_id, plan_id
-    from meterline.subscriptions
-    where effective_from <= :at and (effective_to is null or effective_to > :at)
-    order by tenant_id, effective_from desc
+    select tenant_id, plan_id from meterline.plan_in_force
+    where in_force @> cast(:at as timestamptz)
 )
 select t.tenant_id, t.name, t.status, t.currency, cp.plan_id{extra_columns}
 from meterline.tenants t

@@ -27,10 +27,9 @@ def usage_trend(engine: Engine, tenant_id: str, *, days: int, today: date) -> li
         meters = conn.execute(
             text(
                 """
-                select pm.meter from meterline.subscriptions s
-                join meterline.plan_meters pm on pm.plan_id = s.plan_id
-                where s.tenant_id = :t and s.effective_from <= :at
-                  and (s.effective_to is null or s.effective_to > :at)
+                select pm.meter from meterline.plan_in_force f
+                join meterline.plan_meters pm on pm.plan_id = f.plan_id
+                where f.tenant_id = :t and f.in_force @> cast(:at as timestamptz)
                 """
             ),
             {"t": tenant_id, "at": clock.now()},

@@ -33,10 +33,8 @@ def tenant_profile(conn: Connection, tenant_id: str, at: datetime) -> dict | Non
             select t.tenant_id, t.name, t.status, t.currency, s.plan_id, p.name as plan_name
             from meterline.tenants t
             left join lateral (
-                select plan_id from meterline.subscriptions s
-                where s.tenant_id = t.tenant_id and s.effective_from <= :at
-                  and (s.effective_to is null or s.effective_to > :at)
-                order by s.effective_from desc limit 1
+                select f.plan_id from meterline.plan_in_force f
+                where f.tenant_id = t.tenant_id and f.in_force @> cast(:at as timestamptz)
             ) s on true
             left join meterline.plans p on p.plan_id = s.plan_id
             where t.tenant_id = :t

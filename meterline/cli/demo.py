@@ -294,14 +294,14 @@ def _print_usage(console: Console, rt, month, rejected: dict[str, int]) -> None:
                 """
                 select t.tenant_id, coalesce(s.plan_id, 'canceled') as plan_id, u.meter, u.quantity
                 from meterline.tenants t
-                left join meterline.subscriptions s
-                  on s.tenant_id = t.tenant_id and s.effective_to is null
+                left join meterline.plan_in_force s
+                  on s.tenant_id = t.tenant_id and s.in_force @> cast(:now as timestamptz)
                 left join analytics.fct_usage_monthly u
                   on u.tenant_id = t.tenant_id and u.month = :month
                 order by t.tenant_id
                 """
             ),
-            {"month": month},
+            {"month": month, "now": clock.now()},
         ).all()
     usage: dict[str, dict[str, float]] = {}
     plans: dict[str, str] = {}
