@@ -1,8 +1,10 @@
 """Resources for every external system, configured from the environment with ``dg.EnvVar``.
 
-The ``meterline`` CLI (and ``make ui``) resolves the embedded defaults first and exports
-``DATABASE_URL``, ``REDIS_URL`` and ``METERLINE_REDIS_PREFIX``, so here every value is
-explicit and the same code runs against real services in production.
+The ``meterline`` CLI (and ``make ui``) resolves the embedded defaults first and exports every
+variable of ``meterline.core.settings.Settings`` (``DATABASE_URL``, ``REDIS_URL``,
+``METERLINE_REDIS_PREFIX``, ...), so here every value is explicit and the same code runs
+against real services in production. Every ``dg.EnvVar`` names a variable of the settings
+(``tests/unit/orchestration/test_resource_variables.py``).
 """
 
 from __future__ import annotations

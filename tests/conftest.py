@@ -87,17 +87,21 @@ def test_services() -> Iterator[TestServices]:
     from billing.stripe_emulator import start_emulator
 
     stripe_emulator = start_emulator(state_dir=home / "stripe")
-    exported = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "METERLINE_HOME": str(home),
-        "METERLINE_REDIS_PREFIX": prefix,
-        "DAGSTER_HOME": str(home / "dagster"),
-        "STRIPE_API_KEY": "sk_test_meterline_tests",
-        "STRIPE_API_BASE": stripe_emulator.url,
-        "BILLING_GRACE_HOURS": "72",
-        "METERLINE_REPORTS_DIR": str(home / "reports"),
-    }
+    # Every variable of the settings, as the CLI exports them (empty means unset), so the
+    # Dagster resources' dg.EnvVars resolve in this process exactly as under the CLI.
+    exported = Settings.from_env(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "METERLINE_HOME": str(home),
+            "METERLINE_REDIS_PREFIX": prefix,
+            "DAGSTER_HOME": str(home / "dagster"),
+            "STRIPE_API_KEY": "sk_test_meterline_tests",
+            "STRIPE_API_BASE": stripe_emulator.url,
+            "BILLING_GRACE_HOURS": "72",
+            "METERLINE_REPORTS_DIR": str(home / "reports"),
+        }
+    ).as_environment()
     saved = {k: os.environ.get(k) for k in exported}
     os.environ.update(exported)
     (home / "dagster").mkdir(exist_ok=True)

