@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlencode
 
 from meterline.core import clock
@@ -40,17 +38,18 @@ SESSION_TTL = 12 * 3600
 def resolve_secret(admin_key: str | None, env: Mapping[str, str] | None = None) -> str:
     """``METERLINE_DASHBOARD_SECRET``, else a key derived from the admin key, else a random
     secret kept in ``<METERLINE_HOME>/dashboard_secret`` (mode 0600, created once, so the
-    demo and ``meterline serve`` agree), else a random secret for this process only."""
-    env = os.environ if env is None else env
-    explicit = (env.get("METERLINE_DASHBOARD_SECRET") or "").strip()
-    if explicit:
-        return explicit
+    demo and ``meterline serve`` agree), else a random secret for this process only.
+    ``env`` (default: the process environment) is read through the settings object."""
+    from meterline.core.settings import Settings
+
+    settings = Settings.from_env(env)
+    if settings.dashboard_secret:
+        return settings.dashboard_secret
     if admin_key:
         return hmac.new(admin_key.encode(), b"meterline dashboard links v1", "sha256").hexdigest()
-    home = (env.get("METERLINE_HOME") or "").strip()
-    if home:
+    if "home" in settings.model_fields_set:
         try:
-            return stored_secret(Path(home), "dashboard_secret")
+            return stored_secret(settings.home, "dashboard_secret")
         except OSError:  # an unwritable home: a secret for this process only
             return secrets.token_hex(32)
     return secrets.token_hex(32)
