@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import orjson
 from sqlalchemy import Engine
 
-from meterline.bench.recording import api_call_events
+from meterline.bench.recording import api_call_events, seconds_in_threads
 
 _SERVER = """
 import sys, redis, uvicorn
@@ -97,25 +97,17 @@ def http_ingest(
         ]
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         accepted = [0] * clients
-        barrier = threading.Barrier(clients + 1)
 
-        def worker(index: int) -> None:
+        def worker(index: int, start: threading.Barrier) -> None:
             with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
                 client.get("/healthz")
-                barrier.wait()
+                start.wait()
                 for body in bodies[index]:
                     response = client.post("/v1/events", content=body)
                     response.raise_for_status()
                     accepted[index] += orjson.loads(response.content)["accepted"]
 
-        workers = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
-        for w in workers:
-            w.start()
-        barrier.wait()
-        started = time.perf_counter()
-        for w in workers:
-            w.join()
-        elapsed = time.perf_counter() - started
+        elapsed = seconds_in_threads(worker, clients)
     sent = sum(len(b) for b in bodies) * batch
     return {
         "http_events": sent,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Engine
 
@@ -31,6 +32,20 @@ def api_call_events(tenant: str, tag: str, n: int, ts: str) -> list[dict]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def seconds_in_threads(worker: Callable[[int, threading.Barrier], None], count: int) -> float:
+    """Run ``worker(index, start)`` in ``count`` threads. Each calls ``start.wait()`` once it is
+    ready; the clock runs from the moment all are released until the last one ends."""
+    start = threading.Barrier(count + 1)
+    threads = [threading.Thread(target=worker, args=(i, start)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
 
 
 def sdk_one_caller(
@@ -66,22 +81,14 @@ def sdk_threads(
     ]
     for r in recorders:
         r.record(api_call_events(tenant, f"w{id(r)}-", 1, ts))
-    barrier = threading.Barrier(threads + 1)
 
-    def worker(index: int) -> None:
-        barrier.wait()
+    def worker(index: int, start: threading.Barrier) -> None:
+        start.wait()
         batch_events = prepared[index]
         for i in range(0, len(batch_events), batch_size):
             recorders[index].record(batch_events[i : i + batch_size])
 
-    workers = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for w in workers:
-        w.join()
-    return round(per_thread * threads / (time.perf_counter() - started))
+    return round(per_thread * threads / seconds_in_threads(worker, threads))
 
 
 def quota_check_latency(recorder: UsageRecorder, tenant: str, samples: int) -> dict[str, float]:
