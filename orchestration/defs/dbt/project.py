@@ -6,6 +6,7 @@ How dbt runs (directories, executable, environment, failures) is
 
 from __future__ import annotations
 
+import fcntl
 from functools import cache
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -24,8 +25,22 @@ def meterline_dbt_project() -> DbtProject:
     """
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR)
     if _manifest_is_stale(project):
-        dbt_command(None, "parse", "--quiet", target_path=project.manifest_path.parent)
+        _parse_once(project)
     return project
+
+
+def _parse_once(project: DbtProject) -> None:
+    """``dbt parse`` under a file lock: the webserver, the daemon and the CLI may load at the
+    same moment; one parses, the others wait and then find the manifest fresh."""
+    target = project.manifest_path.parent
+    target.mkdir(parents=True, exist_ok=True)
+    with open(project.manifest_path.with_suffix(".concurrent-update-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _manifest_is_stale(project):
+                dbt_command(None, "parse", "--quiet", target_path=target)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _manifest_is_stale(project: DbtProject) -> bool:
