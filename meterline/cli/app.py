@@ -356,9 +356,9 @@ def bench(
     ),
 ) -> None:
     """Measure throughput and latency against the real services and print the numbers."""
-    from meterline.cli.bench import run_bench
+    from meterline.cli.bench import bench_command
 
-    run_bench(
+    bench_command(
         _runtime(), console, as_json=as_json, events=events, transform_events=transform_events
     )
 

@@ -163,29 +163,26 @@ def run_job(
             report.blocked_by.append(name)
     if not result.success:
         failure = next((e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None)
-        detail = ""
-        if failure is not None:
-            message = (
-                failure.event_specific_data.error.message
-                if failure.event_specific_data.error
-                else ""
-            )
-            # dbt failures: name the failing models/tests rather than the wrapper exception.
-            failing = [
-                line.split("[")[0].strip()
-                for line in message.splitlines()
-                if " FAIL " in line
-                or " ERROR " in line
-                or line.strip().startswith("Database Error")
-            ]
-            first = message.strip().splitlines()[0] if message.strip() else "no error message"
-            detail = f" at step {failure.step_key}: " + ("; ".join(dict.fromkeys(failing)) or first)
+        detail = f" at step {failure.step_key}: {_failure_reason(failure)}" if failure else ""
         output = f"; dbt output in {log_path}" if log_path.exists() else ""
         raise PipelineError(
             f"Dagster job {job_name} failed{detail} (run {result.run_id}{output}; "
             "open `make ui` for the logs)"
         )
     return report
+
+
+def _failure_reason(failure) -> str:
+    """What failed, in one line: the failing dbt models and tests from the step's structured
+    failure (``failed_nodes``, read from dbt's run_results.json by the dbt step), else the first
+    line of the step's error."""
+    data = failure.event_specific_data
+    user_failure = data.user_failure_data
+    nodes = user_failure.metadata.get("failed_nodes") if user_failure else None
+    if nodes is not None and nodes.value:
+        return "; ".join(nodes.value)
+    message = (data.error.message if data.error else "").strip()
+    return message.splitlines()[0] if message else "no error message"
 
 
 MAX_METADATA_IN_TABLE = 4

@@ -6,13 +6,13 @@ marts read ``analytics/fct_usage_daily``), its group is its folder under ``marts
 to the ingestion assets' keys, so the lineage graph is one connected picture.
 """
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from orchestration.defs.dbt.invocation import stream_dbt
 from orchestration.defs.dbt.project import meterline_dbt_project
 from orchestration.resources import PostgresResource
 
@@ -48,7 +48,4 @@ def meterline_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource
 ):
     """Build and test every dbt model (staging -> intermediate -> marts)."""
-    from meterline.core.db import dbt_environment
-
-    os.environ.update(dbt_environment(postgres.url))
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from stream_dbt(dbt, postgres.url, ["build"], context=context)

@@ -11,6 +11,7 @@ import json
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from orchestration.defs.dbt.invocation import raise_if_failed, start_dbt
 from orchestration.defs.dbt.project import meterline_dbt_project
 from orchestration.resources import PostgresResource
 
@@ -26,19 +27,14 @@ usage_days = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC
 def rebuild_usage_rollups(
     context: dg.OpExecutionContext, dbt: DbtCliResource, postgres: PostgresResource
 ) -> None:
-    import os
-
-    from meterline.core.db import dbt_environment
-
     window = context.partition_time_window
     dbt_vars = {"min_date": window.start.isoformat(), "max_date": window.end.isoformat()}
-    os.environ.update(dbt_environment(postgres.url))
     context.log.info(f"rebuilding {', '.join(ROLLUPS)} for [{window.start}, {window.end})")
-    invocation = dbt.cli(
-        ["build", "--select", " ".join(ROLLUPS), "--vars", json.dumps(dbt_vars)],
-        manifest=meterline_dbt_project().manifest_path,
-        raise_on_error=True,
+    args = ["build", "--select", " ".join(ROLLUPS), "--vars", json.dumps(dbt_vars)]
+    invocation = start_dbt(
+        dbt, postgres.url, args, manifest=meterline_dbt_project().manifest_path
     ).wait()
+    raise_if_failed(invocation, args)
     for model in ROLLUPS:
         context.log_event(
             dg.AssetMaterialization(

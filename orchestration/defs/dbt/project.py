@@ -1,23 +1,17 @@
-"""The dbt project as Dagster sees it: one cached ``DbtProject`` and its CLI resource."""
+"""The dbt project as Dagster sees it: one cached ``DbtProject`` and its CLI resource.
+
+How dbt runs (directories, executable, environment, failures) is
+:mod:`meterline.core.dbt_runner`; this module only hands that to dagster-dbt.
+"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
+import fcntl
 from functools import cache
-from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
-
-
-def _dbt_on_path() -> None:
-    """dbt is installed next to this interpreter; make it findable without an activated venv."""
-    bin_dir = str(Path(sys.executable).parent)
-    if shutil.which("dbt") is None and (Path(bin_dir) / "dbt").exists():
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+from meterline.core.dbt_runner import DBT_PROFILES_DIR, DBT_PROJECT_DIR, dbt_command, dbt_executable
 
 
 @cache
@@ -26,13 +20,27 @@ def meterline_dbt_project() -> DbtProject:
 
     Instead of ``prepare_if_dev()`` (which re-parses in every `dagster dev` process), parse only
     when a model, macro, seed or test changed since the last manifest, everywhere: the webserver,
-    the daemon and the CLI then load in seconds and never run on an outdated manifest.
+    the daemon and the CLI then load in seconds and never run on an outdated manifest. The parse
+    goes through the project's dbt runner (``dbt parse`` needs no database).
     """
-    _dbt_on_path()
-    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROFILES_DIR)
     if _manifest_is_stale(project):
-        project.preparer.prepare(project)
+        _parse_once(project)
     return project
+
+
+def _parse_once(project: DbtProject) -> None:
+    """``dbt parse`` under a file lock: the webserver, the daemon and the CLI may load at the
+    same moment; one parses, the others wait and then find the manifest fresh."""
+    target = project.manifest_path.parent
+    target.mkdir(parents=True, exist_ok=True)
+    with open(project.manifest_path.with_suffix(".concurrent-update-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _manifest_is_stale(project):
+                dbt_command(None, "parse", "--quiet", target_path=target)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _manifest_is_stale(project: DbtProject) -> bool:
@@ -49,4 +57,5 @@ def _manifest_is_stale(project: DbtProject) -> bool:
 
 
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=meterline_dbt_project())
+    """dagster-dbt's resource, with the project's dbt executable (found without PATH)."""
+    return DbtCliResource(project_dir=meterline_dbt_project(), dbt_executable=dbt_executable())

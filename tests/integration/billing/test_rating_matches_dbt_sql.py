@@ -9,8 +9,6 @@ and every case is compared with billing.rating.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections import Counter
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,7 +22,7 @@ from billing.catalog import Catalog, Plan, PlanMeter, Tier, load_catalog
 from billing.catalog_store import save_catalog
 from billing.money import to_minor
 from billing.rating import rate_meter
-from meterline.core.db import dbt_environment
+from meterline.core.dbt_runner import dbt_build
 
 ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT = ROOT / "dbt_project"
@@ -120,18 +118,11 @@ def _write_cases(engine, batch) -> None:
 
 
 def _dbt_build(database_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, **dbt_environment(database_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    dbt = ROOT / ".venv" / "bin" / "dbt"
-    completed = subprocess.run(
-        [
-            str(dbt), "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-            "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
-            "--select", "+fct_invoice_lines", "--exclude-resource-type", "test", "unit_test",
-            "--full-refresh", "--vars", "{as_of: '2026-11-01T00:00:00Z'}",
-        ],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
+    dbt_build(
+        database_url, "--select", "+fct_invoice_lines",
+        "--exclude-resource-type", "test", "unit_test", "--full-refresh",
+        vars={"as_of": "2026-11-01T00:00:00Z"}, target_path=tmp_path / "target",
     )  # fmt: skip
-    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
 
 
 def draw_cases(n: int) -> list:

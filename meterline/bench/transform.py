@@ -1,4 +1,5 @@
-"""Transform benchmark: N synthetic events generated inside Postgres, then timed dbt builds.
+"""The dbt half of ``meterline bench``: N synthetic events generated inside Postgres, then timed
+dbt builds (through the project's dbt runner, :mod:`meterline.core.dbt_runner`).
 
 Run it against a dedicated database (``meterline bench`` creates one): the events table is
 truncated and filled with ``events`` rows spread over ``days`` days for ``tenants`` tenants,
@@ -16,7 +17,7 @@ from sqlalchemy import text
 
 from meterline.core import clock
 from meterline.core.db import get_engine, migrate
-from meterline.core.dbt_runner import dbt_build, dbt_command
+from meterline.core.dbt_runner import DBT_PROJECT_DIR, dbt_build, dbt_command
 
 TARGET_FULL_SECONDS = 60.0
 TARGET_INCREMENTAL_SECONDS = 5.0
@@ -100,8 +101,6 @@ from generate_series(1, cast(:n as bigint)) as g (i)
 
 def _last_run_elapsed() -> float | None:
     import json
-
-    from meterline.core.dbt_runner import DBT_PROJECT_DIR
 
     results = DBT_PROJECT_DIR / "target" / "run_results.json"
     try:

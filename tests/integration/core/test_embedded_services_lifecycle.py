@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import redis
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def meterline(home: Path, *args: str) -> subprocess.CompletedProcess:

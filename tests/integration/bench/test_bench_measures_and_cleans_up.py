@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MEASURES = (
     "sdk_events_per_s", "http_events_per_s", "quota_check_p50_ms", "quota_check_p99_ms",
     "loader_rows_per_s", "full_build_seconds", "incremental_hourly_seconds",
