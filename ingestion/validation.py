@@ -190,6 +190,12 @@ def validate_batch(
     ``tenant_id`` (the API key's tenant) fills a missing ``tenant_id`` and must equal a given
     one. ``historical`` accepts any past timestamp (imports). ``offset`` is added to positions
     in error messages.
+
+    Long because: this is the hot path of every recorded event (the bench's SDK rate is
+    measured through it). One loop with the per-field checks inline and globals bound to
+    locals is markedly faster in CPython than a call per field; each field's block is marked
+    by a comment rule, and the checks are tested field by field in
+    tests/unit/ingestion/test_event_validation.py.
     """
     now_us = round(now.timestamp() * 1_000_000)
     min_us = _EPOCH_US_MIN if historical else now_us - int(max_age.total_seconds() * 1_000_000)

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from meterline.core import periods
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ load timestamps left out) and the terminal output is compared after masking what
 between runs by nature (Stripe ids, ports, signatures, durations, temporary paths).
 
 To record a new snapshot after an intended change: ``METERLINE_RECORD_SNAPSHOT=1 pytest
-tests/integration/test_demo_snapshot.py`` and review the diff of ``tests/snapshots/``.
+tests/integration/end_to_end/test_demo_snapshot.py`` and review the diff of ``tests/snapshots/``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 INSTANT = datetime(2027, 3, 10, 12, 5, tzinfo=UTC)
 SNAPSHOT = ROOT / "tests" / "snapshots" / "demo-2027-03-10.json"
 VOLATILE_COLUMNS = {"max_loaded_at", "loaded_at", "generated_at", "checked_at", "synced_at"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MESSAGES = {
     "bad_catalog": "plans.pro.meters.api_calls.pricing must be one of",
     "missing_catalog": "cannot read catalog file",

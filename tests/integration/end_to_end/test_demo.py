@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MAX_LINES = 120
 # What dbt prints per node ("12 of 135 START sql view model ...", "OK created", "PASS ...").
 DBT_NODE_LINE = re.compile(

@@ -4,7 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 READS = re.compile(r"\bos\.environ\b|\bgetenv\(|^from os import .*\b(environ|getenv)\b")
 
 # Each exception says why. ``meterline/cli/runtime.py`` writes the resolved settings into the
