@@ -60,8 +60,3 @@ def rate_key(prefix: str, tenant_id: str) -> str:
 
 def streams_registry(prefix: str) -> str:
     return f"{prefix}:streams"
-
-
-def tenant_of_stream(prefix: str, key: str) -> str:
-    """``<prefix>:{t}:events`` -> ``t``."""
-    return key[len(prefix) + 2 : -len("}:events")]
