@@ -179,3 +179,32 @@ def redis_client(test_services: TestServices):
     client = redis_lib.Redis.from_url(test_services.redis_url)
     yield client
     client.close()
+
+
+# The dashboard world: shared by the browser tests and the portal API tests (built once per
+# module that asks for it).
+
+
+@pytest.fixture(scope="module")
+def world(engine, test_services, tmp_path_factory):
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(test_services.redis_url)
+    from tests.browser.dashboard_world import build_world
+
+    yield build_world(
+        engine,
+        client,
+        prefix=test_services.redis_prefix,
+        database_url=test_services.database_url,
+        dbt_target=tmp_path_factory.mktemp("dbt_target"),
+    )
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(world):
+    from tests.browser.dashboard_world import serve
+
+    with serve(world) as url:
+        yield url

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from portal.signing import mint_dashboard_link, resolve_secret, sign
 from tests.browser.chromium import SKIP_REASON, chromium_path
-from tests.browser.dashboard_world import ADMIN_KEY, build_world, serve
+from tests.browser.dashboard_world import ADMIN_KEY
 
 if chromium_path() is None:  # skip before the fixtures build the marts
     pytest.skip(SKIP_REASON, allow_module_level=True)
@@ -41,27 +41,6 @@ METRICS_JS = """() => {
     load_ms: Math.round(nav.loadEventEnd),
   };
 }"""
-
-
-@pytest.fixture(scope="module")
-def world(engine, test_services, tmp_path_factory):
-    import redis as redis_lib
-
-    client = redis_lib.Redis.from_url(test_services.redis_url)
-    yield build_world(
-        engine,
-        client,
-        prefix=test_services.redis_prefix,
-        database_url=test_services.database_url,
-        dbt_target=tmp_path_factory.mktemp("dbt_target"),
-    )
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def base_url(world):
-    with serve(world) as url:
-        yield url
 
 
 @pytest.fixture

@@ -11,23 +11,9 @@ import requests
 import stripe
 
 from billing.stripe_client import make_stripe_client
-from billing.stripe_emulator import start_emulator
 from billing.stripe_emulator.params import allowed_params
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    running = start_emulator(state_dir=tmp_path_factory.mktemp("emulator"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def client(emulator):
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
-    return make_stripe_client("sk_test_emulator", emulator.url, timeout=5)
 
 
 def customer(client, tenant="acme"):

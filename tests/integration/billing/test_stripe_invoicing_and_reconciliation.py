@@ -22,7 +22,6 @@ from billing.invoicing import InvoicingError, create_invoices
 from billing.rating import rate_invoice
 from billing.reconciliation import reconcile
 from billing.stripe_client import RetryPolicy, make_stripe_client
-from billing.stripe_emulator import start_emulator
 from meterline.core.tenants import create_tenant
 
 D = Decimal
@@ -35,19 +34,6 @@ ACCEPTANCE_USAGE = {"api_calls": D(10_000_000), "storage_gb": D(150), "compute_s
 def cutoff(period: date) -> datetime:
     nxt = date(period.year + period.month // 12, period.month % 12 + 1, 1)
     return datetime(nxt.year, nxt.month, 1, tzinfo=UTC) + timedelta(hours=72)
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    running = start_emulator(state_dir=tmp_path_factory.mktemp("stripe_state"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def client(emulator):
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
-    return make_stripe_client("sk_test_emulator", emulator.url, timeout=5)
 
 
 def fault(emulator, **spec) -> None:

@@ -8,32 +8,10 @@ import time
 from decimal import Decimal
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from portal.signing import mint_dashboard_link, resolve_secret, sign
-from tests.browser.dashboard_world import ADMIN_KEY, CURRENT, build_world, serve
-
-
-@pytest.fixture(scope="module")
-def world(engine, test_services, tmp_path_factory):
-    import redis as redis_lib
-
-    client = redis_lib.Redis.from_url(test_services.redis_url)
-    yield build_world(
-        engine,
-        client,
-        prefix=test_services.redis_prefix,
-        database_url=test_services.database_url,
-        dbt_target=tmp_path_factory.mktemp("dbt_target"),
-    )
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def base_url(world):
-    with serve(world) as url:
-        yield url
+from tests.browser.dashboard_world import ADMIN_KEY, CURRENT
 
 
 def dec(value) -> Decimal | None:
