@@ -6,13 +6,7 @@ from decimal import Decimal
 
 from alerts.context import AlertContext
 from alerts.notification import Notification
-
-
-def fmt_quantity(value: Decimal) -> str:
-    value = Decimal(value)
-    if value == value.to_integral_value():
-        return f"{int(value):,}"
-    return f"{value.normalize():,f}"
+from meterline.core.numbers import format_quantity
 
 
 def _at_limit(ctx: AlertContext, *, period: str, threshold: int) -> str:
@@ -35,7 +29,7 @@ def _upgrade(ctx: AlertContext, plan: str) -> str:
     if not ctx.upgrade_to:
         return f"{plan} is the largest plan; contact sales for a custom limit."
     more = (
-        f", which allows {fmt_quantity(ctx.upgrade_limit)} {ctx.unit}"
+        f", which allows {format_quantity(ctx.upgrade_limit)} {ctx.unit}"
         if ctx.upgrade_limit is not None
         else " (no limit on this meter)"
     )
@@ -58,7 +52,7 @@ def build_notification(
 ) -> Notification:
     """The message for one alert: tenant, meter, usage, limit, percent and how to upgrade."""
     plan = ctx.plan_name or ctx.plan_id or "current"
-    usage = f"{fmt_quantity(quantity)} of {fmt_quantity(limit)} {ctx.unit}"
+    usage = f"{format_quantity(quantity)} of {format_quantity(limit)} {ctx.unit}"
     if threshold >= 100:
         headline = f"{ctx.tenant_id} reached its {ctx.meter} limit"
     else:

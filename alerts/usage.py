@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from alerts.thresholds import UsageRow
 from ingestion import keys
+from ingestion.aggregation import aggregated_quantity_sql
 from meterline.core import clock, periods
 
 log = logging.getLogger(__name__)
@@ -27,15 +28,9 @@ where f.in_force @> cast(:now as timestamptz)
 order by f.tenant_id, pm.meter
 """
 
-_PG_USAGE_SQL = """
+_PG_USAGE_SQL = f"""
 select e.tenant_id, e.meter,
-       case m.aggregation
-           when 'sum' then sum(e.value)
-           when 'count' then count(*)::numeric
-           when 'max' then max(e.value)
-           when 'last' then (array_agg(e.value order by e.occurred_at desc, e.event_id desc))[1]
-           when 'unique_count' then count(distinct e.dimensions ->> m.unique_dimension)::numeric
-       end as quantity
+       {aggregated_quantity_sql(events="e", meters="m")} as quantity
 from raw.usage_events e
 join meterline.meters m on m.meter = e.meter
 where e.tenant_id = any(:tenants) and e.occurred_at >= :start and e.occurred_at < :end

@@ -26,19 +26,14 @@ from datetime import date, datetime
 from decimal import ROUND_CEILING, Decimal
 
 from billing.catalog import Plan, PlanMeter
+from billing.meter_labels import meter_label
 from billing.money import minor_unit, to_minor
+from meterline.core.numbers import format_quantity
 from meterline.core.periods import month_bounds
 
 ZERO = Decimal(0)
 
-# How a meter reads on an invoice: "API calls: 1,234,567 calls".
-METER_LABELS = {
-    "api_calls": "API calls",
-    "storage_gb": "Storage (peak)",
-    "compute_seconds": "Compute",
-    "bandwidth_gb": "Bandwidth",
-    "active_users": "Active users",
-}
+# The unit a usage line names when the caller gives none (the catalog's units).
 METER_UNITS = {
     "api_calls": "calls",
     "storage_gb": "GB",
@@ -127,20 +122,10 @@ def rate_meter(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
     )
 
 
-def format_quantity(quantity: Decimal) -> str:
-    """``1234567`` -> ``1,234,567``; ``150.5`` -> ``150.5`` (no float, no trailing zeros)."""
-    quantity = Decimal(quantity)
-    if quantity == quantity.to_integral_value():
-        return f"{int(quantity):,}"
-    text = f"{quantity.normalize():,f}"
-    return text
-
-
 def describe_usage(meter: str, quantity: Decimal, unit: str | None = None) -> str:
     """The invoice line text for a usage line: ``API calls: 1,234,567 calls``."""
-    label = METER_LABELS.get(meter, meter.replace("_", " ").capitalize())
     unit = unit or METER_UNITS.get(meter, "units")
-    return f"{label}: {format_quantity(quantity)} {unit}"
+    return f"{meter_label(meter)}: {format_quantity(quantity)} {unit}"
 
 
 def usage_line(plan: Plan, meter: str, quantity: Decimal, currency: str) -> InvoiceLine:

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, Engine, Row, text
 
 from ingestion.usage import MeterUsage, all_live_usage, month_start
 from meterline.core import clock
+from meterline.core.numbers import json_number
 from meterline.core.quota_levels import DEFAULT_THRESHOLDS, level, quota_status
-from portal.json_numbers import json_number
 from portal.marts import marts_available
 
 _ADMIN_BASE = """

@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, text
 
 from meterline.core import clock
-from portal.json_numbers import json_number
+from meterline.core.numbers import json_number
 from portal.marts import marts_available
 
 

@@ -21,8 +21,8 @@ from sqlalchemy import Connection, Engine, text
 from ingestion.api.usage_endpoint import CostEstimator
 from ingestion.usage import MeterUsage, live_usage, month_start
 from meterline.core import clock
+from meterline.core.numbers import json_number
 from meterline.core.quota_levels import DEFAULT_THRESHOLDS, level
-from portal.json_numbers import json_number
 from portal.marts import marts_available
 
 

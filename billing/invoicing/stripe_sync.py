@@ -16,8 +16,8 @@ from typing import Any
 import stripe
 
 from billing.invoicing.expected import ExpectedLine
-from billing.rating import format_quantity
 from billing.stripe_client import RetryPolicy, metadata_of, of_install, with_retries
+from meterline.core.numbers import format_quantity
 from meterline.core.periods import month_bounds
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from ingestion.api.responses import error, json_number, json_response, quantity_text
+from ingestion.api.responses import error, json_response
 from ingestion.api.tenant_auth import TenantAuth, Unauthorized
 from ingestion.ratelimit import RateLimiter
 from ingestion.recorder import BatchResult, EventOutcome, UsageRecorder
 from ingestion.validation import EventValidationError
+from meterline.core.numbers import format_quantity, json_number
 
 MAX_BODY_BYTES = 1_048_576
 MAX_BATCH = 1000
@@ -204,8 +205,8 @@ def quota_refusal(
         else "contact your account team to raise the limit"
     )
     message = (
-        f"{first.meter}: monthly limit of {quantity_text(first.limit)}{unit} reached on plan "
-        f"{plan!r} (used {quantity_text(first.quantity)}); {how}"
+        f"{first.meter}: monthly limit of {format_quantity(first.limit)}{unit} reached on plan "
+        f"{plan!r} (used {format_quantity(first.quantity)}); {how}"
     )
     return {
         "code": "quota_exceeded",

@@ -1,8 +1,6 @@
-"""JSON responses of the HTTP API: bodies, the error shape, numbers as JSON."""
+"""JSON responses of the HTTP API: bodies and the error shape (numbers: ``meterline.core.numbers``)."""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 import orjson
 from fastapi.responses import Response
@@ -22,17 +20,3 @@ def error(status: int, code: str, field: str, message: str, headers: dict | None
     return json_response(
         {"error": {"code": code, "field": field, "message": message, **extra}}, status, headers
     )
-
-
-def json_number(value: Decimal | None):
-    """A Decimal as a JSON number: an int when whole, else a float (None stays None)."""
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def quantity_text(value: Decimal | None) -> str:
-    """A quantity for a message: thousands separators, no exponent, no trailing zeros."""
-    if value is None:
-        return ""
-    return f"{value:,}" if value == value.to_integral_value() else f"{value.normalize():,f}"

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Request
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from ingestion.api.responses import error, json_number, json_response
+from ingestion.api.responses import error, json_response
 from ingestion.api.tenant_auth import TenantAuth, Unauthorized
 from ingestion.usage import MeterUsage, live_usage
 from meterline.core import clock
+from meterline.core.numbers import json_number
 
 CostEstimator = Callable[[str, list[MeterUsage]], dict[str, Decimal]]
 """``estimate(tenant_id, usage)``: the estimated cost so far per meter (wired from billing at

@@ -8,6 +8,7 @@ bounds, known tenants and meters, and (tenant_id, event_id) uniqueness.
 import dagster as dg
 from sqlalchemy import text
 
+from ingestion.aggregation import aggregated_quantity_sql
 from meterline.core import clock
 from orchestration.defs.ingestion.resources import GreatExpectationsResource
 from orchestration.resources import PostgresResource
@@ -91,14 +92,16 @@ def raw_usage_events_expectations(
     )
 
 
-DRIFT_SQL = """
+# sum, count and max are exact in Redis; unique counts are HyperLogLog estimates and `last`
+# depends on arrival order, so those two are not compared.
+COMPARABLE = ("sum", "count", "max")
+
+DRIFT_SQL = f"""
 with latest as (
     select max(snapshot_at) as snapshot_at from raw.counter_snapshots
 ),
 comparable_meters as (
-    -- sum, count and max are exact in Redis; unique counts are HyperLogLog estimates and
-    -- `last` depends on arrival order, so those two are not compared.
-    select meter, aggregation from meterline.meters where aggregation in ('sum', 'count', 'max')
+    select meter, aggregation from meterline.meters where aggregation in {COMPARABLE!r}
 ),
 redis_hours as (
     select s.tenant_id, s.meter, s.period_start as hour, s.quantity
@@ -109,11 +112,7 @@ redis_hours as (
 ),
 postgres_hours as (
     select e.tenant_id, e.meter, date_trunc('hour', e.occurred_at) as hour,
-           case m.aggregation
-               when 'sum' then sum(e.value)
-               when 'count' then count(*)::numeric
-               when 'max' then max(e.value)
-           end as quantity
+           {aggregated_quantity_sql(events="e", meters="m", kinds=COMPARABLE)} as quantity
     from raw.usage_events as e
     join comparable_meters as m using (meter)
     cross join latest

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from alerts.context import AlertContext
-from alerts.messages import build_notification, fmt_quantity, run_failure_notification
+from alerts.messages import build_notification, run_failure_notification
 from alerts.thresholds import ADMIN_EMAIL, EMAIL, REDIS, WEBHOOK, UsageRow, evaluate, route
 from meterline.core import periods
 
@@ -101,11 +101,6 @@ def test_message_for_top_plan_and_soft_limit():
     )  # fmt: skip
     assert "contact sales" in n.text and "overage" in n.text and "5,000,001.5" in n.text
     assert n.payload["severity"] == "critical"
-
-
-def test_fmt_quantity():
-    assert fmt_quantity(Decimal("1000.000000")) == "1,000"
-    assert fmt_quantity(Decimal("0.100000")) == "0.1"
 
 
 def test_run_failure_message():

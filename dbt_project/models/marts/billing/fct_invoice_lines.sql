@@ -51,7 +51,7 @@ usage_lines as (
         rated_usage.amount_exact,
         rated_usage.amount,
         rated_usage.currency,
-        coalesce(labels.label, replace(rated_usage.meter, '_', ' '))
+        {{ meter_label('labels.label', 'rated_usage.meter') }}
             || ': ' || {{ format_quantity('rated_usage.quantity') }}
             || ' ' || coalesce(meters.unit, '') as description
     from rated_usage

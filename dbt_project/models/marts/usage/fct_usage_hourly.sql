@@ -13,9 +13,9 @@
     )
 }}
 
-{#- sum, count and max meters in one (parallel) hash aggregate over the events; 'last' meters
-    in a second branch that only pays for ordering when such meters exist; unique counts from
-    int_usage_values_deduplicated. On an incremental run only the changed hours are read, one
+{#- Aggregation semantics: macros/aggregation.sql. sum, count and max meters in one
+    (parallel) hash aggregate over the events; 'last' meters in a second branch that only pays
+    for ordering when such meters exist; unique counts from int_usage_values_deduplicated. On an incremental run only the changed hours are read, one
     index range scan per hour (lateral join on occurred_at). The catalog's meters are joined
     inline (no CTE: a CTE scan would keep the aggregate out of parallel workers), and a larger
     work_mem keeps the full-refresh aggregate in memory. -#}
@@ -65,11 +65,7 @@ additive as (
         events.tenant_id,
         events.meter,
         date_trunc('hour', events.occurred_at, 'UTC') as hour,
-        case meters.aggregation
-            when 'count' then count(*)::numeric
-            when 'max' then max(events.value)
-            else sum(events.value)
-        end as quantity,
+        {{ aggregate_events('meters.aggregation', kinds=['sum', 'count', 'max']) }} as quantity,
         count(*) as event_count,
         max(events.loaded_at) as max_loaded_at
     from events
@@ -83,14 +79,13 @@ latest as (
         events.tenant_id,
         events.meter,
         date_trunc('hour', events.occurred_at, 'UTC') as hour,
-        (array_agg(events.value order by events.occurred_at desc, events.event_id desc))[1]
-            as quantity,
+        {{ aggregate_events('meters.aggregation', kinds=['last']) }} as quantity,
         count(*) as event_count,
         max(events.loaded_at) as max_loaded_at
     from events
     inner join {{ ref('stg_meterline__meters') }} as meters on meters.meter = events.meter
     where meters.aggregation = 'last'
-    group by 1, 2, 3
+    group by 1, 2, 3, meters.aggregation
 ),
 
 distinct_counts as (

@@ -88,12 +88,10 @@ final as (
         rolled.tenant_id,
         rolled.meter,
         rolled.month,
-        case rolled.aggregation
-            when 'max' then rolled.max_quantity
-            when 'last' then rolled.last_quantity
-            when 'unique_count' then coalesce(distinct_counts.distinct_count, 0)
-            else rolled.sum_quantity
-        end as quantity,
+        {{ rolled_up_quantity(
+            'rolled.aggregation', 'rolled.sum_quantity', 'rolled.max_quantity',
+            'rolled.last_quantity', 'distinct_counts.distinct_count'
+        ) }} as quantity,
         rolled.event_count,
         rolled.max_loaded_at
     from rolled
