@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import text
 
 from meterline.cli import demo_data as data
+from meterline.cli.url_redaction import url_origin, without_password
 from meterline.core import clock, periods
 
 HISTORY_MONTHS = 2
@@ -59,23 +59,6 @@ def _more(shown: int, total: int, where: str) -> str | None:
     return f"and {total - shown} more in {where}" if total > shown else None
 
 
-def _without_password(url: str) -> str:
-    """``url`` with any password removed (psql then asks for it, or reads PGPASSWORD)."""
-    from sqlalchemy.engine import URL, make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:  # not a URL we can parse: keep only what follows the credentials
-        return url.rsplit("@", 1)[-1]
-    if parsed.password is None:
-        return url
-    bare = URL.create(
-        parsed.drivername, username=parsed.username, host=parsed.host, port=parsed.port,
-        database=parsed.database, query=parsed.query,
-    )  # fmt: skip
-    return bare.render_as_string(hide_password=False)
-
-
 def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None:
     from billing.catalog import load_catalog
     from billing.catalog_store import save_catalog
@@ -96,7 +79,7 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
         rt = open_runtime()
     for status in service_statuses(rt.settings):
         origin = "embedded" if status.state != "external" else "from the environment"
-        url = _without_password(status.url) if status.url else "-"
+        url = without_password(status.url) if status.url else "-"
         console.print(f"  {status.name:<9} {url}  [dim]({origin})[/]")
 
     with console.status("loading the price catalog..."):
@@ -177,7 +160,7 @@ def _notify_quotas(console: Console, rt, now: datetime) -> None:
     console.print(table)
     outbox = f"{rt.settings.outbox_dir}/" if not rt.settings.smtp_url else "SMTP"
     webhook = (
-        _origin(rt.settings.alert_webhook_url)
+        url_origin(rt.settings.alert_webhook_url)
         if rt.settings.alert_webhook_url
         else "ALERT_WEBHOOK_URL not set"
     )
@@ -186,15 +169,6 @@ def _notify_quotas(console: Console, rt, now: datetime) -> None:
         f"webhook -> {webhook}",
         soft_wrap=True,
     )
-
-
-def _origin(url: str) -> str:
-    """Scheme, host and port only: a webhook URL's path is often its secret (Slack's are)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}/..."
 
 
 def _ensure_tenants(rt, people: list[data.DemoTenant]) -> int:
@@ -288,27 +262,11 @@ METERS = ("api_calls", "storage_gb", "compute_seconds", "bandwidth_gb", "active_
 
 
 def _print_usage(console: Console, rt, month, rejected: dict[str, int]) -> None:
-    with rt.engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                """
-                select t.tenant_id, coalesce(s.plan_id, 'canceled') as plan_id, u.meter, u.quantity
-                from meterline.tenants t
-                left join meterline.plan_in_force s
-                  on s.tenant_id = t.tenant_id and s.in_force @> cast(:now as timestamptz)
-                left join analytics.fct_usage_monthly u
-                  on u.tenant_id = t.tenant_id and u.month = :month
-                order by t.tenant_id
-                """
-            ),
-            {"month": month, "now": clock.now()},
-        ).all()
-    usage: dict[str, dict[str, float]] = {}
-    plans: dict[str, str] = {}
-    for tenant_id, plan_id, meter, quantity in rows:
-        plans[tenant_id] = plan_id
-        if meter:
-            usage.setdefault(tenant_id, {})[meter] = quantity
+    from portal.usage_report import monthly_usage_by_tenant
+
+    tenants = {t.tenant_id: t for t in monthly_usage_by_tenant(rt.engine, month)}
+    usage = {tenant_id: t.quantities for tenant_id, t in tenants.items()}
+    plans = {tenant_id: t.plan_id for tenant_id, t in tenants.items()}
     ranked = sorted(plans, key=lambda t: -float(usage.get(t, {}).get("api_calls", 0)))
     shown = ranked[:MAX_ROWS]
     table = _table(
@@ -338,33 +296,13 @@ def _fmt(value) -> str:
 
 def _print_finance(console: Console, rt, month) -> None:
     """Tenant overview, cost allocation (who subsidises whom) and the MRR bridge, from the marts."""
+    from billing.finance_report import lowest_margins, mrr_bridge
     from billing.money import format_minor
+    from portal.usage_report import closest_to_limit
 
-    with rt.engine.connect() as conn:
-        overview = conn.execute(
-            text(
-                """
-                select tenant_id, plan_id, top_meter, top_percent, estimated_cost, projected_cost, currency
-                from analytics.fct_tenant_overview
-                order by top_percent desc nulls last limit :n
-                """
-            ),
-            {"n": MAX_FINANCE_ROWS},
-        ).all()
-        margins = conn.execute(
-            text(
-                """
-                select tenant_id, sum(revenue) as revenue, sum(allocated_cost) as cost,
-                       sum(revenue) - sum(allocated_cost) as margin, min(currency) as currency
-                from analytics.fct_cost_allocation where month = :month
-                group by tenant_id order by margin asc limit :n
-                """
-            ),
-            {"month": month, "n": MAX_FINANCE_ROWS},
-        ).all()
-        bridge = conn.execute(
-            text("select * from analytics.fct_mrr_summary order by month desc limit 4")
-        ).all()
+    overview = closest_to_limit(rt.engine, MAX_FINANCE_ROWS)
+    margins = lowest_margins(rt.engine, month, MAX_FINANCE_ROWS)
+    bridge = mrr_bridge(rt.engine, 4)
     table = _table("Closest to a limit (analytics.fct_tenant_overview)")
     for column in ("tenant", "plan", "top meter", "% of limit", "cost so far", "projected"):
         table.add_column(
@@ -404,8 +342,7 @@ def _print_finance(console: Console, rt, month) -> None:
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "month" else "right")
-    for r in reversed(bridge):
-        values = r._mapping
+    for values in bridge:
         cur = str(values.get("currency") or "USD").strip()
         table.add_row(
             f"{values['month']:%Y-%m}",
@@ -418,16 +355,11 @@ def _where_to_look(console: Console, rt, billed, dbt_log, seconds: float) -> Non
     """Paths, commands and signed links; never a key, a secret or a password."""
     from meterline.core.db import libpq_url
     from portal.signing import mint_admin_link, mint_dashboard_link, resolve_secret
+    from portal.usage_report import busiest_tenant
 
     console.rule(f"[bold green]demo complete in {seconds:.0f} s")
     report = rt.settings.reports_dir / f"{billed:%Y-%m}" / "reconciliation.html"
-    with rt.engine.connect() as conn:
-        busiest = conn.execute(
-            text(
-                "select tenant_id from analytics.fct_tenant_overview "
-                "order by top_percent desc nulls last limit 1"
-            )
-        ).scalar()
+    busiest = busiest_tenant(rt.engine)
     # The same secret `meterline serve` uses, so it accepts these links; they carry no key.
     secret = resolve_secret(rt.settings.admin_key)
     tenant_link = mint_dashboard_link(busiest or "acme", secret=secret, ttl=LINK_TTL, base_url=API)
@@ -437,7 +369,7 @@ def _where_to_look(console: Console, rt, billed, dbt_log, seconds: float) -> Non
         "`.venv/bin/meterline serve` runs):",
         "  Dagster UI ............ make ui   (then http://127.0.0.1:3000: runs, assets, lineage)",
         f"  finance report ........ {report}",
-        f"  BI / SQL (analytics) .. psql {_without_password(libpq_url(rt.database_url))}",
+        f"  BI / SQL (analytics) .. psql {without_password(libpq_url(rt.database_url))}",
         f"  HTTP API .............. .venv/bin/meterline serve   (docs at {API}/docs)",
         f"  tenant dashboard ...... {tenant_link}",
         f"  admin overview ........ {admin_link}",

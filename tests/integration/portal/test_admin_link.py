@@ -94,7 +94,7 @@ def test_mint_admin_link_is_deterministic_and_needs_a_positive_ttl():
 
 
 def test_demo_psql_line_carries_no_password():
-    from meterline.cli.demo import _without_password
+    from meterline.cli.url_redaction import without_password as _without_password
 
     assert (
         _without_password("postgresql://meterline:s3cret@db.example:5432/meterline")

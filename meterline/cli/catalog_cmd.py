@@ -1,0 +1,43 @@
+"""`meterline migrate` and `meterline catalog ...`: the schema and the price catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from meterline.cli.context import console, runtime
+
+catalog_app = typer.Typer(help="The price catalog.", no_args_is_help=True)
+
+
+def migrate() -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    from meterline.core.db import current_revision
+
+    rt = runtime()
+    console.print(f"schema at revision [bold]{current_revision(rt.database_url)}[/]")
+
+
+@catalog_app.command("load")
+def catalog_load(
+    path: Path = typer.Argument(None, help="Catalog YAML (default: billing/catalog.yaml)."),
+) -> None:
+    """Validate the catalog and load it into Postgres."""
+    from billing.catalog import load_catalog
+    from billing.catalog_store import save_catalog
+
+    catalog = load_catalog(path)  # validate before touching any service
+    rt = runtime()
+    counts = save_catalog(rt.engine, catalog)
+    refresh_plan_caches(rt)
+    console.print(
+        f"catalog loaded: {counts['meters']} meters, {counts['plans']} plans, {counts['tiers']} price tiers"
+    )
+
+
+def refresh_plan_caches(rt, tenant_id: str | None = None) -> None:
+    """Plan limits are cached in Redis; drop the cache so a change takes effect at once."""
+    from ingestion.plans import invalidate_plan_cache
+
+    invalidate_plan_cache(rt.redis, prefix=rt.prefix, tenant_id=tenant_id)

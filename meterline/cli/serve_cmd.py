@@ -1,0 +1,84 @@
+"""`meterline serve`, `ui`, `demo` and `bench`: running the product."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from meterline.cli.context import console, runtime
+
+
+def demo(
+    tenants: int = typer.Option(20, help="How many demo tenants."),
+    scale: float = typer.Option(1.0, help="Multiply the generated usage volume."),
+) -> None:
+    """Run the whole product end to end on generated data, then print where to look."""
+    from meterline.cli.demo import run_demo
+
+    run_demo(console, tenants=tenants, scale=scale)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port."),
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json)."""
+    import uvicorn
+
+    from meterline.server import catalog_cost_estimator, create_app
+
+    rt = runtime()
+    application = create_app(
+        rt.engine, rt.redis, prefix=rt.prefix, admin_key=rt.settings.admin_key,
+        cost_estimator=catalog_cost_estimator(rt.engine),
+    )  # fmt: skip
+    base = f"http://{host}:{port}"
+    console.print(f"Meterline API on {base}  (docs: {base}/docs)")
+    console.print(f"  tenant dashboard  {base}/dashboard?key=<tenant API key>")
+    console.print(
+        f"  admin overview    {base}/admin?key=<METERLINE_ADMIN_KEY>"
+        if rt.settings.admin_key
+        else "  admin overview    set METERLINE_ADMIN_KEY and restart to enable /admin"
+    )
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def ui(port: int = typer.Option(3000, help="Dagster webserver port.")) -> None:
+    """Start the Dagster UI (`dagster dev`) on the same services the CLI uses."""
+    rt = runtime()
+    root = Path(__file__).resolve().parents[2]
+    console.print(
+        f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={rt.settings.resolved_dagster_home})"
+    )
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(
+        str(dagster),
+        [
+            str(dagster),
+            "dev",
+            "-w",
+            str(root / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+    )
+
+
+def bench(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    events: int = typer.Option(200_000, help="Events for the ingest benchmarks."),
+    transform_events: int = typer.Option(
+        10_000_000, help="Events for the dbt benchmark (0 skips it)."
+    ),
+) -> None:
+    """Measure throughput and latency against the real services and print the numbers."""
+    from meterline.cli.bench import bench_command
+
+    bench_command(
+        runtime(), console, as_json=as_json, events=events, transform_events=transform_events
+    )
