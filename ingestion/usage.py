@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine
 
 from ingestion import keys
 from ingestion.plans import PlanInfo, load_plans
-from meterline.core import clock
+from meterline.core import clock, periods
 
 Period = tuple[str, datetime]  # ("month" | "hour", period start in UTC)
 
 
 def month_start(moment: datetime | date) -> datetime:
-    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    """The first instant (UTC) of the month holding ``moment`` (live counters are per month)."""
+    return periods.instant(periods.month_start(moment))
 
 
 def _micro(raw) -> Decimal:
