@@ -28,3 +28,12 @@ def frozen_at(instant: datetime):
 
     with time_machine.travel(instant, tick=False):
         yield instant
+
+
+@contextmanager
+def ticking_from(instant: datetime):
+    """The whole interpreter's clock restarted at ``instant`` and running on."""
+    import time_machine
+
+    with time_machine.travel(instant, tick=True):
+        yield instant

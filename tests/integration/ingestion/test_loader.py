@@ -21,6 +21,9 @@ class Crash(Exception):
     pass
 
 
+NOW = datetime.now(UTC).replace(microsecond=0)  # each test starts here (conftest)
+
+
 @pytest.fixture
 def prefix(test_services):
     return test_services.redis_prefix
