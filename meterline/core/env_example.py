@@ -15,7 +15,7 @@ from meterline.core.settings import Settings
 ENV_EXAMPLE_HEADER = """\
 # Meterline configuration. Every variable is optional: unset (or empty) means the default.
 # Copy to .env and export it (e.g. `set -a; . ./.env; set +a`) to point Meterline at real services.
-# Generated from meterline/core/settings.py: python -m meterline.core.env_example > .env.example
+# Generated from meterline/core/variables.toml: python -m meterline.core.env_example > .env.example
 """
 
 

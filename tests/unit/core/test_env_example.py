@@ -19,3 +19,11 @@ def test_env_example_lists_every_variable_commented_out():
     text = env_example()
     for name in Settings.variables():
         assert f"\n# {name}=" in text, name
+
+
+def test_variables_toml_documents_only_variables_the_settings_read():
+    from meterline.core.settings import Settings, documentation
+
+    assert set(documentation()) == set(Settings.variables()), (
+        "meterline/core/variables.toml and the fields of Settings must name the same variables"
+    )
