@@ -41,15 +41,7 @@ def page_router(access: PortalAccess, sign_in: SignIn, assets: Assets) -> APIRou
     router = APIRouter(include_in_schema=True, tags=["dashboard"])
 
     def form(exc: Refused, fields: dict, key_in_url: bool = False) -> HTMLResponse:
-        """The sign-in form instead of a page: 401/403 with why (never what was given)."""
-        if exc.status not in (401, 403):
-            return refusal_page(css, exc)
-        message = KEY_IN_URL if key_in_url else exc.message
-        return HTMLResponse(
-            sign_in_page(css, message=message, **fields),
-            status_code=exc.status,
-            headers={"Cache-Control": "no-store"},
-        )
+        return sign_in_form(css, exc, fields, key_in_url)
 
     @router.get("/dashboard", response_class=HTMLResponse, summary="Tenant usage page")
     def dashboard_page(
@@ -73,14 +65,6 @@ def page_router(access: PortalAccess, sign_in: SignIn, assets: Assets) -> APIRou
             sign_in.tenant_bearer(response, request, tenant)
         return response
 
-    @router.post("/dashboard/sign-in", response_class=HTMLResponse, summary="Tenant sign-in")
-    async def dashboard_sign_in(request: Request):
-        """Form field ``key``: a tenant API key; answers a session cookie and 303 /dashboard."""
-        try:
-            return sign_in.tenant_key(request, await form_key(request))
-        except Refused as exc:
-            return form(exc, TENANT_FORM)
-
     @router.get("/admin", response_class=HTMLResponse, summary="Admin overview page")
     def admin_page_route(
         request: Request,
@@ -99,13 +83,7 @@ def page_router(access: PortalAccess, sign_in: SignIn, assets: Assets) -> APIRou
             return form(exc, ADMIN_FORM, key_in_url)
         return HTMLResponse(admin_html, headers={"Cache-Control": PAGE_CACHE})
 
-    @router.post("/admin/sign-in", response_class=HTMLResponse, summary="Admin sign-in")
-    async def admin_sign_in(request: Request):
-        """Form field ``key``: METERLINE_ADMIN_KEY; answers a session cookie and 303 /admin."""
-        try:
-            return sign_in.admin_key_form(request, await form_key(request))
-        except Refused as exc:
-            return form(exc, ADMIN_FORM)
+    add_sign_in_routes(router, sign_in, css)
 
     @router.get("/dashboard/static/{version}/{name}", include_in_schema=False)
     def static_file(version: str, name: str):
@@ -117,3 +95,35 @@ def page_router(access: PortalAccess, sign_in: SignIn, assets: Assets) -> APIRou
         )
 
     return router
+
+
+def sign_in_form(css: str, exc: Refused, fields: dict, key_in_url: bool = False) -> HTMLResponse:
+    """The sign-in form instead of a page: 401/403 with why (never what was given)."""
+    if exc.status not in (401, 403):
+        return refusal_page(css, exc)
+    message = KEY_IN_URL if key_in_url else exc.message
+    return HTMLResponse(
+        sign_in_page(css, message=message, **fields),
+        status_code=exc.status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def add_sign_in_routes(router: APIRouter, sign_in: SignIn, css: str) -> None:
+    """``POST /dashboard/sign-in`` and ``POST /admin/sign-in`` (form field ``key``)."""
+
+    @router.post("/dashboard/sign-in", response_class=HTMLResponse, summary="Tenant sign-in")
+    async def dashboard_sign_in(request: Request):
+        """Form field ``key``: a tenant API key; answers a session cookie and 303 /dashboard."""
+        try:
+            return sign_in.tenant_key(request, await form_key(request))
+        except Refused as exc:
+            return sign_in_form(css, exc, TENANT_FORM)
+
+    @router.post("/admin/sign-in", response_class=HTMLResponse, summary="Admin sign-in")
+    async def admin_sign_in(request: Request):
+        """Form field ``key``: METERLINE_ADMIN_KEY; answers a session cookie and 303 /admin."""
+        try:
+            return sign_in.admin_key_form(request, await form_key(request))
+        except Refused as exc:
+            return sign_in_form(css, exc, ADMIN_FORM)
