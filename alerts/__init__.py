@@ -26,6 +26,6 @@ Delivery
     same transaction. A retried run therefore re-sends failed deliveries and never repeats a
     sent one, and two concurrent runs cannot both send the same row. (If the process dies
     between the send and the commit, that one message can be sent twice: email Message-ID,
-    outbox file name and the webhook's ``X-Meterline-Delivery`` header are stable per row so
+    outbox file name and the webhook's ``webhook-id`` header are stable per row so
     receivers can dedupe.)
 """

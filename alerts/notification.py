@@ -26,7 +26,7 @@ class Notification:
     """One message, rendered once and sent on any channel.
 
     ``key`` is stable for the same logical message (e.g. ``quota-acme-api_calls-2026-11-90``)
-    and becomes the Message-ID, the outbox file name and ``X-Meterline-Delivery``.
+    and becomes the Message-ID, the outbox file name and the webhook's ``webhook-id``.
     """
 
     key: str

@@ -9,9 +9,10 @@ from typing import Any
 
 from alerts.channels.email import DEFAULT_SENDER, EmailChannel
 from alerts.channels.redis_list import RedisListChannel
-from alerts.channels.webhook import WebhookChannel, signing_secret
+from alerts.channels.webhook import WebhookChannel
 from alerts.notification import Channel, ChannelNotConfigured
 from alerts.thresholds import ADMIN_EMAIL, EMAIL, REDIS, WEBHOOK
+from meterline.core.secrets import stored_webhook_secrets
 from meterline.core.settings import DEFAULT_HOME
 
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
@@ -39,7 +40,6 @@ class Notifier:
         smtp_url: str | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
-        admin_key: str | None = None,
         admin_email: str | None = None,
         sender: str | None = None,
         outbox_dir: Path | str | None = None,
@@ -49,13 +49,12 @@ class Notifier:
     ) -> Notifier:
         """Every value is optional; unset or blank means the default: ``home`` is
         METERLINE_HOME (``.meterline``), no ``smtp_url`` writes ``<home>/outbox/*.eml``, no
-        ``webhook_url`` skips the webhook, whose secret is ``webhook_secret``, else
-        ``admin_key``, else generated once under ``home``; the admin is ``admin@localhost``."""
+        ``webhook_url`` skips the webhook, whose secrets are ``webhook_secret``
+        (ALERT_WEBHOOK_SECRET: space-separated while rotating), else one generated once under
+        ``home``; the admin is ``admin@localhost``."""
         root = Path(_given(str(home or "")) or DEFAULT_HOME).expanduser().resolve()
         url = _given(webhook_url)
-        secret = _given(webhook_secret)
-        if secret is None and url:
-            secret = signing_secret(root, admin_key=_given(admin_key))
+        secrets = stored_webhook_secrets(root, _given(webhook_secret)) if url else ()
         return cls(
             email=EmailChannel.configure(
                 outbox_dir=Path(outbox_dir) if outbox_dir else root / "outbox",
@@ -63,7 +62,7 @@ class Notifier:
                 sender=_given(sender) or DEFAULT_SENDER,
                 timeout=timeout,
             ),
-            webhook=WebhookChannel(url=url, secret=secret, timeout=timeout),
+            webhook=WebhookChannel(url=url, secrets=secrets, timeout=timeout),
             redis_list=RedisListChannel(redis=redis, prefix=redis_prefix),
             admin_email=_given(admin_email) or DEFAULT_ADMIN_EMAIL,
         )

@@ -36,6 +36,7 @@ def create_app(
     *,
     prefix: str,
     admin_key: str | None,
+    secret_key: str | None = None,
     rate_limit_per_second: float = 200.0,
     rate_limit_burst: float = 400.0,
     max_body_bytes: int = MAX_BODY_BYTES,
@@ -45,7 +46,9 @@ def create_app(
 ) -> FastAPI:
     """The Meterline HTTP API. ``cost_estimator(tenant_id, usage)`` (optional; ``meterline
     serve`` passes :func:`catalog_cost_estimator`) returns an estimated cost per meter for
-    ``/v1/usage`` and the tenant page."""
+    ``/v1/usage`` and the tenant page. ``admin_key`` opens the admin API and pages;
+    ``secret_key`` (independent of it) signs sessions and sign-in links (default: see
+    :func:`portal.signing.resolve_secret`)."""
     _configure_logging()
     app = FastAPI(
         title="Meterline",
@@ -69,8 +72,9 @@ def create_app(
     )
     app.include_router(health_router(engine, redis))
     mount_portal(  # /dashboard, /admin, their JSON and /v1/admin/tenants
-        app, engine, redis, prefix=prefix, admin_key=admin_key, cost_estimator=cost_estimator
-    )
+        app, engine, redis, prefix=prefix, admin_key=admin_key, secret_key=secret_key,
+        cost_estimator=cost_estimator,
+    )  # fmt: skip
     return app
 
 

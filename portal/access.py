@@ -58,8 +58,8 @@ class PortalAccess:
             raise Refused(
                 401,
                 "Authorization",
-                "Authorization: sign in with your tenant API key (Bearer, or open "
-                "/dashboard?key=<key>) or a signed dashboard link; "
+                "Authorization: sign in with your tenant API key (Bearer, or the form at "
+                "/dashboard) or a signed dashboard link; "
                 + ("the session expired" if verdict.exp else "no session"),
             )
         return verdict.subject
@@ -82,5 +82,5 @@ class PortalAccess:
                 verdict.status if verdict.status == 403 else 401,
                 "Authorization",
                 "Authorization: admin pages need 'Bearer <METERLINE_ADMIN_KEY>', a signed "
-                "admin link, or /admin?key=<METERLINE_ADMIN_KEY> once",
+                "admin link, or the admin key typed into the form at /admin",
             )

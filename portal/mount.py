@@ -20,11 +20,13 @@ from portal.access import PortalAccess
 from portal.admin_routes import admin_tenants_router, overview_router
 from portal.assets import Assets
 from portal.gzip import ScopedGZipMiddleware
+from portal.headers import SecurityHeadersMiddleware
 from portal.page_routes import page_router
 from portal.sign_in import SignIn
 from portal.tenant_routes import tenant_data_router
 
 GZIP_PREFIXES = ("/dashboard", "/admin", "/v1/dashboard/", "/v1/admin/overview")
+PORTAL_PREFIXES = ("/dashboard", "/admin", "/v1/dashboard/", "/v1/admin/")
 
 
 def mount_portal(
@@ -34,7 +36,7 @@ def mount_portal(
     *,
     prefix: str,
     admin_key: str | None,
-    link_secret: str | None = None,
+    secret_key: str | None = None,
     cost_estimator: CostEstimator | None = None,
     thresholds: Sequence[int] = DEFAULT_THRESHOLDS,
     link_ttl: int = 3600,
@@ -43,17 +45,21 @@ def mount_portal(
     """Add the tenant page, the admin page, their JSON endpoints, ``/v1/admin/tenants`` and
     the static files to ``app``.
 
-    ``link_secret`` signs dashboard links and session cookies (default: see
-    :func:`portal.signing.resolve_secret`); the admin page's links to tenant pages are valid
-    for ``link_ttl`` seconds. The secret is kept on ``app.state``, so
-    ``mint_dashboard_link(tenant, secret=app.state.dashboard_secret)`` mints links the
-    app accepts."""
-    secret = link_secret or signing.resolve_secret(admin_key)
+    ``secret_key`` (METERLINE_SECRET_KEY, independent of ``admin_key``) signs sign-in links
+    and session cookies (default: see :func:`portal.signing.resolve_secret`); the admin
+    page's links to tenant pages are valid for ``link_ttl`` seconds. The secret is kept on
+    ``app.state``, so ``mint_dashboard_link(tenant, secret=app.state.dashboard_secret)``
+    mints links the app accepts. Every portal response carries the security headers of
+    :mod:`portal.headers`."""
+    secret = secret_key or signing.resolve_secret()
     app.state.dashboard_secret = secret
     keystore = keystore or KeyStore(engine)
     access = PortalAccess(secret=secret, admin_key=admin_key, keystore=keystore)
-    sign_in = SignIn(secret=secret, admin_key=admin_key, keystore=keystore)
+    sign_in = SignIn(
+        secret=secret, admin_key=admin_key, keystore=keystore, redis=redis, prefix=prefix
+    )
     app.add_middleware(ScopedGZipMiddleware, prefixes=GZIP_PREFIXES)
+    app.add_middleware(SecurityHeadersMiddleware, prefixes=PORTAL_PREFIXES)
     app.include_router(admin_tenants_router(engine, redis, prefix=prefix, admin_key=admin_key))
     app.include_router(page_router(access, sign_in, Assets()))
     tenant_data = tenant_data_router(

@@ -8,7 +8,7 @@ from html import escape
 HEAD = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8">'
     '<meta name="viewport" content="width=device-width,initial-scale=1">'
-    '<meta name="referrer" content="same-origin">'
+    '<meta name="referrer" content="no-referrer">'
     '<title>{title}</title><link rel="icon" href="data:,">'
     '<link rel="stylesheet" href="{css}">{script}</head>'
 )
@@ -57,4 +57,19 @@ def error_page(css: str, status: int, title: str, message: str) -> str:
         _head(f"{status} {title} · Meterline", css)
         + f'<body class="error"><main><section class="card wide"><h1>{escape(title)}</h1>'
         f"<p>{escape(message)}</p></section></main></body></html>"
+    )
+
+
+def sign_in_page(css: str, *, action: str, label: str, message: str) -> str:
+    """The form that turns a key typed by a person into a session: ``POST`` to ``action``
+    (never a key in a URL). ``message`` says why the form is shown; nothing given is echoed."""
+    return (
+        _head("Sign in · Meterline", css)
+        + '<body class="error"><main><section class="card wide"><h1>Sign in</h1>'
+        f"<p>{escape(message)}</p>"
+        f'<form method="post" action="{escape(action)}" class="sign-in">'
+        f'<label>{escape(label)} <input type="password" name="key" required '
+        'autocomplete="current-password" autofocus></label> '
+        '<button type="submit">Sign in</button></form>'
+        "</section></main></body></html>"
     )

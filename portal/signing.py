@@ -1,20 +1,20 @@
-"""Signed, expiring dashboard links and session cookies (HMAC-SHA256, no server state).
+"""Signed, expiring, one-time sign-in links and session cookies (HMAC-SHA256 with the secret
+key ``METERLINE_SECRET_KEY``).
 
-A token signs ``<purpose>\\n<subject>\\n<exp>`` with the dashboard secret:
+- A link signs ``link\n<purpose>\n<subject>\n<exp>\n<code>``, where ``code`` is a random
+  one-time code: a tenant link ``/dashboard?t=<tenant>&exp=<unix>&code=<code>&sig=<hex>``
+  (purpose ``tenant``), an admin link ``/admin?exp=<unix>&code=<code>&sig=<hex>`` (purpose
+  ``admin``, subject ``admin``). The server accepts a link once (it records the used
+  signature in Redis until ``exp``; see :mod:`portal.sign_in`) and turns it into a session
+  cookie, so a link copied from a terminal, a browser history or a log is worth nothing.
+- A session cookie is ``<subject>:<exp>:<sig>`` where ``sig`` signs
+  ``session\n<purpose>\n<subject>\n<exp>``: a different message from a link's, so a link's
+  signature is never a session and a session is never a link. A session never outlives the
+  link that created it.
 
-- a tenant link ``/dashboard?t=<tenant>&exp=<unix>&sig=<hex>`` (purpose ``tenant``) opens
-  that tenant's page until ``exp``; the same triple, joined by ``:``, is the tenant session
-  cookie, so a session never outlives the link (or key login) that created it;
-- an admin link ``/admin?exp=<unix>&sig=<hex>`` (purpose ``admin``, subject ``admin``) opens
-  the admin overview until ``exp``; the admin session cookie is the same pair as
-  ``admin:<exp>:<sig>``, so it never outlives the link (or the ``?key=`` login) either.
-
-Links carry no key: a link names who it is for and until when, and the signature proves the
-server's secret made it.
-
-The secret is ``METERLINE_DASHBOARD_SECRET``, else derived from ``METERLINE_ADMIN_KEY`` (so
-every ``meterline serve`` process of a deployment accepts the links of the others), else a
-random secret persisted in ``<METERLINE_HOME>/dashboard_secret`` (see :func:`resolve_secret`).
+Links carry no key and no reusable secret. The secret key is independent of the admin key
+and of the alert webhook secret (see :mod:`meterline.core.secrets`): a webhook receiver, who
+holds the webhook secret, cannot mint a session.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from meterline.core import clock
-from meterline.core.secrets import stored_secret
+from meterline.core.secrets import secret_key
 
 TENANT = "tenant"
 ADMIN = "admin"
@@ -35,29 +35,44 @@ DEFAULT_LINK_TTL = 24 * 3600
 SESSION_TTL = 12 * 3600
 
 
-def resolve_secret(admin_key: str | None, env: Mapping[str, str] | None = None) -> str:
-    """``METERLINE_DASHBOARD_SECRET``, else a key derived from the admin key, else a random
-    secret kept in ``<METERLINE_HOME>/dashboard_secret`` (mode 0600, created once, so the
-    demo and ``meterline serve`` agree), else a random secret for this process only.
-    ``env`` (default: the process environment) is read through the settings object."""
+def resolve_secret(env: Mapping[str, str] | None = None) -> str:
+    """The secret key (:func:`meterline.core.secrets.secret_key`: ``METERLINE_SECRET_KEY``,
+    else ``<METERLINE_HOME>/secret_key``, created once, so the demo and ``meterline serve``
+    agree); without METERLINE_HOME set, or when it is unwritable, a random secret for this
+    process only. ``env`` (default: the process environment) is read through the settings."""
     from meterline.core.settings import Settings
 
     settings = Settings.from_env(env)
-    if settings.dashboard_secret:
-        return settings.dashboard_secret
-    if admin_key:
-        return hmac.new(admin_key.encode(), b"meterline dashboard links v1", "sha256").hexdigest()
-    if "home" in settings.model_fields_set:
+    if settings.secret_key or "home" in settings.model_fields_set:
         try:
-            return stored_secret(settings.home, "dashboard_secret")
+            return secret_key(settings)
         except OSError:  # an unwritable home: a secret for this process only
             return secrets.token_hex(32)
     return secrets.token_hex(32)
 
 
-def sign(secret: str, purpose: str, subject: str, exp: int) -> str:
-    message = f"{purpose}\n{subject}\n{int(exp)}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def _hmac(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, purpose: str, subject: str, exp: int, code: str) -> str:
+    """The signature of a one-time link."""
+    return _hmac(secret, f"link\n{purpose}\n{subject}\n{int(exp)}\n{code}")
+
+
+def sign_session(secret: str, purpose: str, subject: str, exp: int) -> str:
+    return _hmac(secret, f"session\n{purpose}\n{subject}\n{int(exp)}")
+
+
+def same_text(expected: str, given: object) -> bool:
+    """Constant-time comparison that survives any text (a non-ASCII signature from a link or
+    a cookie is just wrong, never an exception)."""
+    return hmac.compare_digest(expected.encode(), str(given).encode("utf-8", "surrogatepass"))
+
+
+def _unix_time(exp: object) -> int | None:
+    text = str(exp)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 16 else None
 
 
 @dataclass(frozen=True)
@@ -81,17 +96,24 @@ def verify(
     subject: str | None,
     exp: str | int | None,
     sig: str | None,
+    code: str | None = None,
     *,
     now: float | None = None,
+    signer=None,
 ) -> Verdict:
-    if not subject or exp is None or not sig:
-        needs = "t, exp and sig" if purpose == TENANT else "exp and sig"
+    """Check a link (``code`` and ``sig``), or with ``signer=sign_session`` a session."""
+    if not subject or exp is None or not sig or (signer is None and not code):
+        needs = "t, exp, code and sig" if purpose == TENANT else "exp, code and sig"
         return Verdict(None, status=401, reason=f"incomplete link: needs {needs}")
-    try:
-        expires = int(exp)
-    except (TypeError, ValueError):
-        return Verdict(None, status=401, reason=f"exp: not a unix timestamp, got {exp!r}")
-    if not hmac.compare_digest(sign(secret, purpose, subject, expires), str(sig)):
+    expires = _unix_time(exp)
+    if expires is None:
+        return Verdict(None, status=401, reason="exp: not a unix timestamp")
+    expected = (
+        sign(secret, purpose, subject, expires, str(code))
+        if signer is None
+        else signer(secret, purpose, subject, expires)
+    )
+    if not same_text(expected, sig):
         return Verdict(None, status=403, reason="sig: signature does not match; ask for a new link")
     if expires <= (clock.timestamp() if now is None else now):
         return Verdict(None, exp=expires, status=401, reason="link expired; ask for a new one")
@@ -99,7 +121,7 @@ def verify(
 
 
 def session_token(secret: str, purpose: str, subject: str, exp: int) -> str:
-    return f"{subject}:{int(exp)}:{sign(secret, purpose, subject, exp)}"
+    return f"{subject}:{int(exp)}:{sign_session(secret, purpose, subject, exp)}"
 
 
 def verify_session(secret: str, purpose: str, token: str | None, *, now: float | None = None):
@@ -107,7 +129,15 @@ def verify_session(secret: str, purpose: str, token: str | None, *, now: float |
         return Verdict(None, status=401, reason="no session")
     subject, _, rest = token.rpartition(":")
     subject, _, exp = subject.rpartition(":")
-    return verify(secret, purpose, subject, exp, rest, now=now)
+    return verify(secret, purpose, subject, exp, rest, now=now, signer=sign_session)
+
+
+def _link_query(purpose: str, subject: str, *, secret: str, ttl: int, now: float | None) -> dict:
+    if ttl <= 0:
+        raise ValueError(f"ttl: must be > 0 seconds, got {ttl}")
+    exp = int((clock.timestamp() if now is None else now) + ttl)
+    code = secrets.token_urlsafe(16)
+    return {"exp": exp, "code": code, "sig": sign(secret, purpose, subject, exp, code)}
 
 
 def mint_dashboard_link(
@@ -118,13 +148,12 @@ def mint_dashboard_link(
     base_url: str = "",
     now: float | None = None,
 ) -> str:
-    """A signed link to ``tenant_id``'s dashboard, valid for ``ttl`` seconds.
+    """A signed one-time link to ``tenant_id``'s dashboard, valid for ``ttl`` seconds.
 
     ``base_url`` like ``http://127.0.0.1:8000`` (empty: a path relative to the server)."""
-    if ttl <= 0:
-        raise ValueError(f"ttl: must be > 0 seconds, got {ttl}")
-    exp = int((clock.timestamp() if now is None else now) + ttl)
-    query = urlencode({"t": tenant_id, "exp": exp, "sig": sign(secret, TENANT, tenant_id, exp)})
+    query = urlencode(
+        {"t": tenant_id, **_link_query(TENANT, tenant_id, secret=secret, ttl=ttl, now=now)}
+    )
     return f"{base_url.rstrip('/')}/dashboard?{query}"
 
 
@@ -138,13 +167,10 @@ def mint_admin_link(
     base_url: str = "",
     now: float | None = None,
 ) -> str:
-    """A signed link to the admin overview (``/admin``), valid for ``ttl`` seconds.
+    """A signed one-time link to the admin overview (``/admin``), valid for ``ttl`` seconds.
 
-    It carries no key: ``meterline serve`` checks the signature with the same secret and turns
-    the link into an admin session cookie. Mint it only for operators; anyone holding it is
-    admin until it expires."""
-    if ttl <= 0:
-        raise ValueError(f"ttl: must be > 0 seconds, got {ttl}")
-    exp = int((clock.timestamp() if now is None else now) + ttl)
-    query = urlencode({"exp": exp, "sig": sign(secret, ADMIN, ADMIN_SUBJECT, exp)})
+    It carries no key: ``meterline serve`` checks the signature with the same secret, accepts
+    it once and turns it into an admin session cookie. Mint it only for operators: whoever
+    opens it first is admin (until the session ends)."""
+    query = urlencode(_link_query(ADMIN, ADMIN_SUBJECT, secret=secret, ttl=ttl, now=now))
     return f"{base_url.rstrip('/')}/admin?{query}"

@@ -1,65 +1,67 @@
 """The alert webhook: ``POST`` of JSON with a Slack-compatible ``text`` field to
-``ALERT_WEBHOOK_URL``, signed with HMAC-SHA256.
+``ALERT_WEBHOOK_URL``, signed per the Standard Webhooks spec (https://www.standardwebhooks.com)
+with the ``standardwebhooks`` library.
 
-The signature covers ``<timestamp>.<body>`` (the timestamp defeats replays) and is sent as
-``X-Meterline-Signature: sha256=<hex>`` with ``X-Meterline-Timestamp: <unix seconds>`` and
-``X-Meterline-Delivery: <message key>`` (receivers may dedupe on it). Receivers verify with
-:func:`verify_signature`. The secret is ``METERLINE_WEBHOOK_SECRET``, else
-``METERLINE_ADMIN_KEY``, else a random secret generated once and kept in
-``<METERLINE_HOME>/webhook_secret`` (mode 0600) - read it there to configure a receiver.
+Every request carries ``webhook-id`` (the message key: the same on a retry, so receivers can
+dedupe on it), ``webhook-timestamp`` (unix seconds) and ``webhook-signature``:
+``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``, one per secret, separated by spaces.
+A receiver verifies with off-the-shelf code, e.g. in Python::
+
+    from standardwebhooks import Webhook
+    Webhook("whsec_...").verify(body, request.headers)   # raises when forged, altered or stale
+
+The secrets are ``ALERT_WEBHOOK_SECRET`` (several, space-separated, while rotating: each one
+signs, so a receiver holding either the new or the previous secret accepts), else a random
+``whsec_`` secret generated once in ``<METERLINE_HOME>/webhook_secret`` (mode 0600) - read it
+there to configure a receiver. It is independent of the admin key and of the key that signs
+sessions, so a receiver that holds it can verify alerts and nothing more.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
-from pathlib import Path
+from urllib.parse import urlsplit
+
+from standardwebhooks import Webhook
 
 from alerts.notification import ChannelNotConfigured, DeliveryError, Notification, NotifyConfigError
 from meterline.core import clock
-from meterline.core.secrets import stored_secret
+from meterline.core.secrets import WEBHOOK_SECRET_PREFIX
 
-SIGNATURE_HEADER = "X-Meterline-Signature"
-TIMESTAMP_HEADER = "X-Meterline-Timestamp"
-DELIVERY_HEADER = "X-Meterline-Delivery"
-SIGNATURE_TOLERANCE_SECONDS = 300
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """``sha256=<hex>`` of HMAC-SHA256(secret, ``<timestamp>.<body>``)."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 
 
-def verify_signature(
-    secret: str,
-    timestamp: str | None,
-    body: bytes,
-    signature: str | None,
-    *,
-    tolerance: int = SIGNATURE_TOLERANCE_SECONDS,
-    now: float | None = None,
-) -> bool:
-    """What a receiver does: recompute the signature and reject stale timestamps."""
-    if not timestamp or not signature:
-        return False
-    try:
-        age = abs((now if now is not None else clock.timestamp()) - int(timestamp))
-    except ValueError:
-        return False
-    if age > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+def signer(secret: str) -> Webhook:
+    """The library's ``Webhook`` for one secret: ``whsec_<base64>`` as the spec says; any
+    other value is used as its UTF-8 bytes (receivers: ``Webhook(secret.encode())``)."""
+    if secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return Webhook(secret)
+    return Webhook(secret.encode())
 
 
-def signing_secret(
-    home: Path, *, configured: str | None = None, admin_key: str | None = None
-) -> str:
-    """``configured`` (METERLINE_WEBHOOK_SECRET), else ``admin_key`` (METERLINE_ADMIN_KEY),
-    else a generated secret kept in ``<home>/webhook_secret`` (created once, mode 0600)."""
-    # 48 random bytes: 64 characters, as long as the hex secrets of earlier versions.
-    return stored_secret(home, "webhook_secret", configured=configured or admin_key, nbytes=48)
+def signature_headers(secrets: tuple[str, ...] | list[str], msg_id: str, body: bytes) -> dict:
+    """The three Standard Webhooks headers for ``body``, signed with every secret."""
+    at = clock.now()
+    text = body.decode()
+    signatures = " ".join(signer(s).sign(msg_id, at, text) for s in secrets)
+    return {
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(int(at.timestamp())),
+        SIGNATURE_HEADER: signatures,
+    }
+
+
+def masked(url: str | None) -> str:
+    """``scheme://host[:port]`` of a webhook URL: its path and query often are the secret
+    (Slack's ``/services/T.../B.../<token>``), so errors and summaries show only this."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/…"
 
 
 @dataclass(frozen=True)
@@ -67,23 +69,23 @@ class WebhookChannel:
     """Signed ``POST`` to ``url``; without a ``url`` every send is skipped."""
 
     url: str | None = None
-    secret: str | None = None
+    secrets: tuple[str, ...] = ()
     timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.url and not self.url.startswith(("http://", "https://")):
             raise NotifyConfigError(
-                f"ALERT_WEBHOOK_URL must be an http(s) URL, got {self.url!r}; "
-                "unset it to skip webhook alerts"
+                "ALERT_WEBHOOK_URL must be an http(s) URL (got a value starting "
+                f"{self.url.split(':', 1)[0]!r}); unset it to skip webhook alerts"
             )
-        if self.url and not self.secret:
+        if self.url and not self.secrets:
             raise NotifyConfigError(
                 "a webhook secret is required to sign ALERT_WEBHOOK_URL payloads: "
-                "set METERLINE_WEBHOOK_SECRET"
+                "set ALERT_WEBHOOK_SECRET"
             )
 
     def describe(self) -> str:
-        return self.url or "not configured (ALERT_WEBHOOK_URL unset)"
+        return masked(self.url) or "not configured (ALERT_WEBHOOK_URL unset)"
 
     def send(self, message: Notification) -> str:
         if not self.url:
@@ -91,20 +93,19 @@ class WebhookChannel:
         import httpx
 
         body = message.json_body()
-        timestamp = str(int(clock.timestamp()))
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": "meterline-alerts/1",
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self.secret or "", timestamp, body),
-            DELIVERY_HEADER: message.key,
+            "User-Agent": "meterline-alerts/2",
+            **signature_headers(self.secrets, message.key, body),
         }
+        where = masked(self.url)
         try:
             response = httpx.post(self.url, content=body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook {self.url}: {exc}") from exc
+            reason = str(exc).replace(self.url, where)
+            raise DeliveryError(f"webhook {where}: {type(exc).__name__}: {reason}") from exc
         if response.status_code >= 300:
             raise DeliveryError(
-                f"webhook {self.url} answered HTTP {response.status_code}: {response.text[:200]}"
+                f"webhook {where} answered HTTP {response.status_code}: {response.text[:200]}"
             )
-        return f"{self.url} (HTTP {response.status_code})"
+        return f"{where} (HTTP {response.status_code})"

@@ -3,8 +3,12 @@
 Speaks the part of ``https://api.stripe.com/v1`` that Meterline uses, form-encoded like the
 real API, so the official ``stripe`` SDK works against it unchanged (point it here with
 ``StripeClient(api_key, base_addresses={"api": url})``). The calls are in ``routes``,
-idempotency keys in ``idempotency``, fault injection in ``faults``. Admin endpoints (JSON, no
-auth):
+idempotency keys in ``idempotency``, fault injection in ``faults``. Admin endpoints (JSON)
+answer only a caller that sends the emulator's own token, ``X-Emulator-Token: <token>`` (kept
+mode 0600 in ``<state_dir>/admin_token``, so the CLI and test fixtures that share the state
+dir can read it; in memory without a state dir: ``RunningEmulator.admin_token``), and never a
+browser page of another origin (a request with an ``Origin`` header or a cross-site
+``Sec-Fetch-Site`` is refused), so a web page cannot reset or fault the emulator:
 
 - ``POST /_emulator/reset``: forget every object and idempotency key.
 - ``POST /_emulator/faults`` (see ``faults``); ``DELETE /_emulator/faults`` clears them.
@@ -14,7 +18,9 @@ auth):
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import threading
 import time
 from collections import deque
@@ -31,14 +37,22 @@ from billing.stripe_emulator.params import ParamError, check_params, decode_form
 from billing.stripe_emulator.routes import find_route
 from billing.stripe_emulator.state import EmulatorState
 from meterline.core import clock
+from meterline.core.secrets import stored_secret
 
 Response = tuple[int, dict[str, Any], dict[str, str]]
+ADMIN_TOKEN_HEADER = "X-Emulator-Token"
+ADMIN_TOKEN_FILE = "admin_token"
 
 
 class Emulator:
     """The emulator's request processing, independent of the HTTP server class."""
 
     def __init__(self, state_dir: str | Path | None = None):
+        self.admin_token = (
+            stored_secret(Path(state_dir), ADMIN_TOKEN_FILE)
+            if state_dir
+            else secrets.token_urlsafe(32)
+        )
         self.state = EmulatorState(state_dir)
         self.faults = Faults()
         self.log: deque[dict[str, Any]] = deque(maxlen=500)
@@ -47,7 +61,8 @@ class Emulator:
         split = urlsplit(raw_path)
         path = split.path.rstrip("/") or "/"
         if path.startswith("/_emulator"):
-            return self._admin(method, path, body)
+            refused = self._admin_refusal(headers)
+            return refused if refused is not None else self._admin(method, path, body)
         status, payload, extra = self._api(method, path, split.query, headers, body)
         self.log.append(
             {
@@ -59,6 +74,18 @@ class Emulator:
             }
         )
         return status, payload, extra
+
+    def _admin_refusal(self, headers: dict[str, str]) -> Response | None:
+        """403 for a browser request from another page, 401 without the emulator's token."""
+        if "origin" in headers or headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+            return 403, _admin_error("cross-origin requests to /_emulator/* are refused"), {}
+        given = headers.get(ADMIN_TOKEN_HEADER.lower(), "")
+        if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            return 401, _admin_error(
+                f"/_emulator/* needs the header {ADMIN_TOKEN_HEADER}: the token in "
+                f"<state dir>/{ADMIN_TOKEN_FILE}"
+            ), {}  # fmt: skip
+        return None
 
     def _admin(self, method: str, path: str, body: str) -> Response:
         if path == "/_emulator/health":
@@ -161,6 +188,10 @@ class Emulator:
         return status, payload, extra
 
 
+def _admin_error(message: str) -> dict[str, Any]:
+    return {"error": {"type": "invalid_request_error", "message": message}}
+
+
 def _authentication_error(authorization: str) -> StripeFailure | None:
     """Why the request's API key is refused (none, or not a test key), or None."""
     key = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
@@ -249,6 +280,11 @@ class RunningEmulator:
     @property
     def emulator(self) -> Emulator:
         return self.server.emulator
+
+    @property
+    def admin_token(self) -> str:
+        """The token ``/_emulator/*`` needs (header ``X-Emulator-Token``)."""
+        return self.server.emulator.admin_token
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -354,18 +354,20 @@ def _print_finance(console: Console, rt, month) -> None:
 def _where_to_look(console: Console, rt, billed, dbt_log, seconds: float) -> None:
     """Paths, commands and signed links; never a key, a secret or a password."""
     from meterline.core.db import libpq_url
-    from portal.signing import mint_admin_link, mint_dashboard_link, resolve_secret
+    from meterline.core.secrets import secret_key
+    from portal.signing import mint_admin_link, mint_dashboard_link
     from portal.usage_report import busiest_tenant
 
     console.rule(f"[bold green]demo complete in {seconds:.0f} s")
     report = rt.settings.reports_dir / f"{billed:%Y-%m}" / "reconciliation.html"
     busiest = busiest_tenant(rt.engine)
-    # The same secret `meterline serve` uses, so it accepts these links; they carry no key.
-    secret = resolve_secret(rt.settings.admin_key)
+    # The secret key `meterline serve` uses, so it accepts these links; they carry no key
+    # and no reusable secret: each opens once (then it is a session cookie).
+    secret = secret_key(rt.settings)
     tenant_link = mint_dashboard_link(busiest or "acme", secret=secret, ttl=LINK_TTL, base_url=API)
     admin_link = mint_admin_link(secret=secret, ttl=LINK_TTL, base_url=API)
     lines = [
-        f"Where to look next (the links work for {LINK_TTL // 3600} h while "
+        f"Where to look next (each link opens once, within {LINK_TTL // 3600} h, while "
         "`.venv/bin/meterline serve` runs):",
         "  Dagster UI ............ make ui   (then http://127.0.0.1:3000: runs, assets, lineage)",
         f"  finance report ........ {report}",

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 
-from meterline.core.secrets import stored_secret
+from meterline.core import secrets
 from meterline.core.settings import Settings
 
 
@@ -39,7 +39,7 @@ class Runtime:
 
 def local_admin_key(settings: Settings) -> str:
     """METERLINE_ADMIN_KEY, else a random admin key made once under METERLINE_HOME (0600)."""
-    return stored_secret(settings.home, "admin_key", configured=settings.admin_key, nbytes=24)
+    return secrets.admin_key(settings)
 
 
 def export_environment(settings: Settings, urls) -> None:

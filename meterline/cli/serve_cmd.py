@@ -28,22 +28,24 @@ def serve(
     """Serve the HTTP API (OpenAPI at /openapi.json)."""
     import uvicorn
 
+    from meterline.cli.access_log import serve_log_config
+    from meterline.core.secrets import secret_key
     from meterline.server import catalog_cost_estimator, create_app
 
     rt = runtime()
     application = create_app(
         rt.engine, rt.redis, prefix=rt.prefix, admin_key=rt.settings.admin_key,
-        cost_estimator=catalog_cost_estimator(rt.engine),
+        secret_key=secret_key(rt.settings), cost_estimator=catalog_cost_estimator(rt.engine),
     )  # fmt: skip
     base = f"http://{host}:{port}"
     console.print(f"Meterline API on {base}  (docs: {base}/docs)")
-    console.print(f"  tenant dashboard  {base}/dashboard?key=<tenant API key>")
+    console.print(f"  tenant dashboard  {base}/dashboard  (sign in with a tenant API key)")
     console.print(
-        f"  admin overview    {base}/admin?key=<METERLINE_ADMIN_KEY>"
+        f"  admin overview    {base}/admin  (sign in with METERLINE_ADMIN_KEY)"
         if rt.settings.admin_key
         else "  admin overview    set METERLINE_ADMIN_KEY and restart to enable /admin"
     )
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    uvicorn.run(application, host=host, port=port, log_level="info", log_config=serve_log_config())
 
 
 def ui(port: int = typer.Option(3000, help="Dagster webserver port.")) -> None:

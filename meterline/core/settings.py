@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import tomllib
+import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -127,9 +128,11 @@ class Settings(BaseSettings):
     alert_sender: str = variable("METERLINE_ALERT_SENDER", default=DEFAULT_ALERT_SENDER)
     admin_email: str = variable("METERLINE_ADMIN_EMAIL", default=DEFAULT_ADMIN_EMAIL)
     alert_webhook_url: str | None = variable("ALERT_WEBHOOK_URL")
-    webhook_secret: str | None = variable("METERLINE_WEBHOOK_SECRET")
+    alert_webhook_secret: str | None = variable("ALERT_WEBHOOK_SECRET")
     admin_key: str | None = variable("METERLINE_ADMIN_KEY")
-    dashboard_secret: str | None = variable("METERLINE_DASHBOARD_SECRET")
+    secret_key: str | None = variable("METERLINE_SECRET_KEY")
+    webhook_secret: str | None = variable("METERLINE_WEBHOOK_SECRET")  # renamed, see RENAMED
+    dashboard_secret: str | None = variable("METERLINE_DASHBOARD_SECRET")  # renamed
     dagster_home: Path | None = variable("DAGSTER_HOME", validate_default=True)
     dbt_threads: int = variable("METERLINE_DBT_THREADS", default=DEFAULT_DBT_THREADS)
     debug: bool = variable("METERLINE_DEBUG", default=False)
@@ -141,7 +144,7 @@ class Settings(BaseSettings):
         if not isinstance(data, Mapping):
             return data
         trimmed = {k: v.strip() if isinstance(v, str) else v for k, v in data.items()}
-        return {k: v for k, v in trimmed.items() if v != ""}
+        return _renamed({k: v for k, v in trimmed.items() if v != ""})
 
     @field_validator("home")
     @classmethod
@@ -244,6 +247,29 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
+
+
+# Variables renamed in 0.2, still read for one release (with a warning): old -> new.
+RENAMED = {
+    "METERLINE_WEBHOOK_SECRET": "ALERT_WEBHOOK_SECRET",
+    "METERLINE_DASHBOARD_SECRET": "METERLINE_SECRET_KEY",
+}
+
+
+def _renamed(data: dict[str, Any]) -> dict[str, Any]:
+    """A renamed variable's value moves to its new name (unless that is set too), with a
+    warning naming both; the old field is left unset, so exported settings use the new name."""
+    for old, new in RENAMED.items():
+        if old in data:
+            warnings.warn(
+                f"{old} is deprecated and will stop working in the next release: "
+                f"rename it to {new}" + (f" ({new} is set and wins)" if new in data else ""),
+                FutureWarning,
+                stacklevel=2,
+            )
+            data.setdefault(new, data.pop(old))
+            data.pop(old, None)
+    return data
 
 
 def _whole_number(value: Any, name: str, wanted: str, minimum: int) -> int:

@@ -31,7 +31,7 @@
     const width = limited ? Math.min(100, m.percent || 0) : 0;
     return `<div class="meter lvl-${m.level}${limited ? "" : " unlimited"}" data-meter="${esc(m.meter)}" data-quantity="${esc(m.quantity)}" data-limit="${esc(m.limit ?? "")}" data-percent="${esc(m.percent ?? "")}" data-level="${m.level}">
 <div class="row"><span class="name">${esc(label(m.meter))}</span><span class="nums">${num(m.quantity)}${limited ? " / " + num(m.limit) : ""} ${esc(m.unit)}</span></div>
-<div class="bar" role="progressbar" aria-label="${esc(label(m.meter))}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${width}"><span style="width:${width}%"></span></div>
+<div class="bar" role="progressbar" aria-label="${esc(label(m.meter))}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${width}"><span data-width="${width}"></span></div>
 <div class="row muted"><span class="pct">${limited ? num(m.percent) + " %" : "no limit"}</span><span class="rem">${limited ? num(m.remaining) + " " + esc(m.unit) + " remaining" + (m.hard_limit ? "" : " before overage") : ""}</span></div></div>`;
   }
 
@@ -54,6 +54,8 @@
       $("#who").innerHTML = `<strong>${esc(s.name)}</strong> · plan <strong id="plan">${esc(s.plan_name || s.plan || "none")}</strong> · ${esc(s.month)}`;
       $("#fresh").textContent = s.usage_loaded_until ? "Costs and trends as of " + when(s.usage_loaded_until) + " · usage bars are live" : "Usage bars are live";
       $("#quota .meters").innerHTML = s.meters.length ? s.meters.map(meterHtml).join("") : '<p class="muted">No plan and no usage this month.</p>';
+      // widths through the CSSOM: the Content-Security-Policy allows no inline style attribute
+      document.querySelectorAll("#quota .bar span[data-width]").forEach((bar) => { bar.style.width = bar.dataset.width + "%"; });
       $("#cost .body").innerHTML = costHtml(s.costs);
       performance.mark("first-data-paint");
       done("quota"); done("cost");

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from tests.database import reset_database
 
 ADMIN_KEY = "admin-key-for-dashboard-tests"
+SECRET_KEY = "dashboard-test-secret-key"  # signs sessions and links, independent of ADMIN_KEY
 
 # tenant -> (plan, name)
 TENANTS = {
@@ -221,6 +222,7 @@ def serve(world: World, **kwargs) -> Iterator[str]:
 
     from meterline.server import create_app
 
+    kwargs.setdefault("secret_key", SECRET_KEY)
     app = create_app(world.engine, world.redis, prefix=world.prefix, admin_key=ADMIN_KEY, **kwargs)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from portal.signing import mint_dashboard_link, resolve_secret, sign
+from portal.signing import mint_dashboard_link, sign
 from tests.browser.chromium import SKIP_REASON, chromium_path
-from tests.browser.dashboard_world import ADMIN_KEY
+from tests.browser.dashboard_world import ADMIN_KEY, SECRET_KEY
 
 if chromium_path() is None:  # skip before the fixtures build the marts
     pytest.skip(SKIP_REASON, allow_module_level=True)
@@ -50,8 +50,17 @@ def context(browser):
     ctx.close()
 
 
+def sign_in_as_admin(page, base_url: str) -> None:
+    """What an operator does: open /admin (the sign-in form), type the admin key, submit."""
+    assert page.goto(f"{base_url}/admin").status == 401
+    page.fill("input[name=key]", ADMIN_KEY)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    assert page.url == base_url + "/admin", page.url
+
+
 def link(tenant: str, ttl: int = 600) -> str:
-    return mint_dashboard_link(tenant, secret=resolve_secret(ADMIN_KEY), ttl=ttl)
+    return mint_dashboard_link(tenant, secret=SECRET_KEY, ttl=ttl)
 
 
 def money(minor: int) -> str:
@@ -207,7 +216,7 @@ def test_page_weight_and_first_data_paint(world, base_url, browser):
         ctx.close()
     ctx = browser.new_context(viewport=VIEWPORT, locale="en-US")
     page = ctx.new_page()
-    page.goto(f"{base_url}/admin?key={ADMIN_KEY}")
+    sign_in_as_admin(page, base_url)
     wait_loaded(page)
     results["admin"] = page.evaluate(METRICS_JS)
     report("admin", results["admin"])
@@ -229,12 +238,12 @@ def test_tenants_see_only_their_own_data(world, base_url, context):
     status = page.evaluate("fetch('/v1/dashboard/summary?tenant=acme').then(r => r.status)")
     assert status == 403
     # another tenant's key, a forged link and an expired link show no data
-    secret = resolve_secret(ADMIN_KEY)
+    secret = SECRET_KEY
     expired_at = int(time.time()) - 1
-    expired = f"/dashboard?t=acme&exp={expired_at}&sig={sign(secret, 'tenant', 'acme', expired_at)}"
+    expired = f"/dashboard?t=acme&exp={expired_at}&code=c&sig={sign(secret, 'tenant', 'acme', expired_at, 'c')}"
     forged = link("globex").replace("t=globex", "t=acme")
-    other_key = f"/dashboard?t=acme&key={world.keys['globex']}"
-    for url, expected in ((expired, 401), (forged, 403), (other_key, 403)):
+    key_in_url = f"/dashboard?t=acme&key={world.keys['globex']}"  # no longer accepted
+    for url, expected in ((expired, 401), (forged, 403), (key_in_url, 401)):
         fresh = context.browser.new_context()
         tab = fresh.new_page()
         response = tab.goto(base_url + url)
@@ -246,9 +255,8 @@ def test_tenants_see_only_their_own_data(world, base_url, context):
 
 def test_admin_page_sorts_filters_and_links_to_tenant_pages(world, base_url, context):
     page = context.new_page()
-    assert page.goto(f"{base_url}/admin").status == 401
-    response = page.goto(f"{base_url}/admin?key={ADMIN_KEY}")
-    assert response.ok and page.url == base_url + "/admin"
+    sign_in_as_admin(page, base_url)
+    assert page.url == base_url + "/admin"
     wait_loaded(page)
     rows = page.eval_on_selector_all(
         "#tenants tbody tr",

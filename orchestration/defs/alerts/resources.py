@@ -20,8 +20,7 @@ class NotifierResource(dg.ConfigurableResource):
     home: str | None = None  # METERLINE_HOME: the outbox and the generated webhook secret
     smtp_url: str | None = None  # SMTP_URL; empty: .eml files in <home>/outbox/
     webhook_url: str | None = None  # ALERT_WEBHOOK_URL; empty: webhook deliveries skipped
-    webhook_secret: str | None = None  # METERLINE_WEBHOOK_SECRET; empty: admin_key, else generated
-    admin_key: str | None = None  # METERLINE_ADMIN_KEY (the webhook secret's fallback)
+    webhook_secret: str | None = None  # ALERT_WEBHOOK_SECRET (space-separated); empty: generated
     admin_email: str | None = None  # METERLINE_ADMIN_EMAIL; empty: admin@localhost
     sender: str | None = None  # METERLINE_ALERT_SENDER; empty: Meterline <alerts@...>
     outbox_dir: str | None = None  # empty: <home>/outbox
@@ -35,7 +34,6 @@ class NotifierResource(dg.ConfigurableResource):
             smtp_url=self.smtp_url,
             webhook_url=self.webhook_url,
             webhook_secret=self.webhook_secret,
-            admin_key=self.admin_key,
             admin_email=self.admin_email,
             sender=self.sender,
             outbox_dir=self.outbox_dir,
@@ -51,8 +49,7 @@ defs = dg.Definitions(
             home=dg.EnvVar("METERLINE_HOME"),
             smtp_url=dg.EnvVar("SMTP_URL"),
             webhook_url=dg.EnvVar("ALERT_WEBHOOK_URL"),
-            webhook_secret=dg.EnvVar("METERLINE_WEBHOOK_SECRET"),
-            admin_key=dg.EnvVar("METERLINE_ADMIN_KEY"),
+            webhook_secret=dg.EnvVar("ALERT_WEBHOOK_SECRET"),
             admin_email=dg.EnvVar("METERLINE_ADMIN_EMAIL"),
             sender=dg.EnvVar("METERLINE_ALERT_SENDER"),
         )

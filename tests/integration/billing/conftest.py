@@ -16,5 +16,9 @@ def emulator(tmp_path_factory):
 
 @pytest.fixture
 def client(emulator):
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=5).raise_for_status()
+    requests.post(
+        f"{emulator.url}/_emulator/reset",
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
+    ).raise_for_status()
     return make_stripe_client("sk_test_emulator", emulator.url, timeout=5)

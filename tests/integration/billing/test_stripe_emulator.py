@@ -32,7 +32,11 @@ def test_idempotency_replays_and_rejects_other_parameters(client, emulator):
         client.v1.customers.create(params={"name": "Other"}, options=opts)
     with pytest.raises(stripe.IdempotencyError, match="same endpoint"):
         client.v1.invoices.create(params={"customer": first.id}, options=opts)
-    log = requests.get(f"{emulator.url}/_emulator/requests", timeout=5).json()["requests"]
+    log = requests.get(
+        f"{emulator.url}/_emulator/requests",
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
+    ).json()["requests"]
     assert [r["replayed"] for r in log[:2]] == [False, True]
 
 
@@ -137,6 +141,7 @@ def test_fault_injection(client, emulator):
     requests.post(
         f"{emulator.url}/_emulator/faults",
         json={"status": 429, "count": 1, "path_prefix": "/v1/customers"},
+        headers={"X-Emulator-Token": emulator.admin_token},
         timeout=5,
     )
     with pytest.raises(stripe.RateLimitError):
@@ -144,6 +149,7 @@ def test_fault_injection(client, emulator):
     requests.post(
         f"{emulator.url}/_emulator/faults",
         json={"status": 500, "count": 1, "path_prefix": "/v1/customers", "mode": "after"},
+        headers={"X-Emulator-Token": emulator.admin_token},
         timeout=5,
     )
     with pytest.raises(stripe.APIError):
@@ -156,13 +162,17 @@ def test_fault_injection(client, emulator):
     requests.post(
         f"{emulator.url}/_emulator/faults",
         json={"status": None, "delay_seconds": 1.2, "count": 1},
+        headers={"X-Emulator-Token": emulator.admin_token},
         timeout=5,
     )
     impatient = make_stripe_client("sk_test_emulator", emulator.url, timeout=0.5)
     with pytest.raises(stripe.APIConnectionError):
         impatient.v1.customers.list()
     bad = requests.post(
-        f"{emulator.url}/_emulator/faults", json={"status": 500, "colour": 1}, timeout=5
+        f"{emulator.url}/_emulator/faults",
+        json={"status": 500, "colour": 1},
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
     )
     assert bad.status_code == 400 and "colour" in bad.json()["error"]["message"]
 
@@ -205,3 +215,27 @@ def test_cli_server_keeps_state_across_restarts(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_emulator_admin_endpoints_need_its_token_and_refuse_other_origins(emulator, tmp_path):
+    token = {"X-Emulator-Token": emulator.admin_token}
+    # the token is the emulator's own, shared through its state dir (mode 0600)
+    state_dir = emulator.emulator.state.path.parent
+    token_file = state_dir / "admin_token"
+    assert token_file.read_text().strip() == emulator.admin_token
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    for method, path in (("POST", "reset"), ("GET", "requests"), ("DELETE", "faults"),
+                         ("GET", "health")):  # fmt: skip
+        url = f"{emulator.url}/_emulator/{path}"
+        assert requests.request(method, url, timeout=5).status_code == 401, path
+        wrong = requests.request(method, url, headers={"X-Emulator-Token": "é-guess"}, timeout=5)
+        assert wrong.status_code == 401, path
+        page = requests.request(
+            method, url, headers={**token, "Origin": "https://evil.example"}, timeout=5
+        )
+        assert page.status_code == 403, path
+        fetched = requests.request(
+            method, url, headers={**token, "Sec-Fetch-Site": "cross-site"}, timeout=5
+        )
+        assert fetched.status_code == 403, path
+        assert requests.request(method, url, headers=token, timeout=5).status_code == 200, path

@@ -37,11 +37,20 @@ def cutoff(period: date) -> datetime:
 
 
 def fault(emulator, **spec) -> None:
-    requests.post(f"{emulator.url}/_emulator/faults", json=spec, timeout=5).raise_for_status()
+    requests.post(
+        f"{emulator.url}/_emulator/faults",
+        json=spec,
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
+    ).raise_for_status()
 
 
 def clear_faults(emulator) -> None:
-    requests.delete(f"{emulator.url}/_emulator/faults", timeout=5).raise_for_status()
+    requests.delete(
+        f"{emulator.url}/_emulator/faults",
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
+    ).raise_for_status()
 
 
 class Mart:
@@ -188,7 +197,11 @@ def test_three_runs_one_with_500s_mid_run_leave_one_invoice_per_tenant(db, mart,
     second = create_invoices(db, slow_client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
     assert {i.tenant_id for i in second.invoices} == set(expected)
     assert second.count("resumed") + second.count("unchanged") + second.count("created") == 3
-    log = requests.get(f"{emulator.url}/_emulator/requests", timeout=5).json()["requests"]
+    log = requests.get(
+        f"{emulator.url}/_emulator/requests",
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
+    ).json()["requests"]
     assert any(r["replayed"] for r in log), "a lost response was replayed by its idempotency key"
 
     # Run 3: nothing left to do.

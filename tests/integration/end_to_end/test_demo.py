@@ -80,7 +80,8 @@ def test_demo_runs_end_to_end_and_again_without_double_counting(db):
 
 def _reads_well(run: subprocess.CompletedProcess) -> None:
     """About two screens; dbt's node lines in a log file (its path printed); no secret."""
-    from portal.signing import resolve_secret
+    from meterline.core.secrets import secret_key
+    from meterline.core.settings import Settings
 
     output = run.stdout + run.stderr
     lines = output.splitlines()
@@ -99,7 +100,7 @@ def _reads_well(run: subprocess.CompletedProcess) -> None:
     admin_key = (home / "admin_key").read_text().strip()
     secrets = {
         "admin key": admin_key,
-        "link secret": resolve_secret(admin_key),
+        "link secret": secret_key(Settings.from_env()),
         "STRIPE_API_KEY": os.environ["STRIPE_API_KEY"],
     }
     for name, secret in secrets.items():
@@ -108,7 +109,7 @@ def _reads_well(run: subprocess.CompletedProcess) -> None:
     assert urls, "the demo prints where to look"
     assert not [u for u in urls if re.search(r"[?&]key=", u)], "a key in a URL"
     assert not [u for u in urls if re.search(r"://[^/@\s]*:[^/@\s]+@", u)], "a password in a URL"
-    assert re.search(r"/admin\?exp=\d+&sig=[0-9a-f]{64}", run.stdout), "a signed admin link"
+    assert re.search(r"/admin\?exp=\d+&code=[\w-]+&sig=[0-9a-f]{64}", run.stdout), "an admin link"
 
 
 def _printed_admin_link_opens_the_admin_page(db, stdout: str) -> None:
@@ -118,16 +119,18 @@ def _printed_admin_link_opens_the_admin_page(db, stdout: str) -> None:
 
     from meterline.server import create_app
 
-    link = re.search(r"https?://\S+(/admin\?exp=\d+&sig=[0-9a-f]{64})", stdout).group(1)
+    link = re.search(r"https?://\S+(/admin\?exp=\d+&code=[\w-]+&sig=[0-9a-f]{64})", stdout).group(1)
     admin_key = (Path(os.environ["METERLINE_HOME"]) / "admin_key").read_text().strip()
     client = redis_lib.Redis.from_url(os.environ["REDIS_URL"])
     app = create_app(db, client, prefix=os.environ["METERLINE_REDIS_PREFIX"], admin_key=admin_key)
     with TestClient(app) as http:
-        opened = http.get(link)
         tampered = http.get(link[:-1] + ("0" if link[-1] != "0" else "1"))
+        opened = http.get(link)
+        again = http.get(link, follow_redirects=False)
     client.close()
     assert opened.status_code == 200 and str(opened.url).endswith("/admin")
     assert tampered.status_code == 403
+    assert again.status_code == 401  # a link opens once
 
 
 def _dashboard_shows_the_marts(db) -> None:
@@ -168,12 +171,12 @@ def _dashboard_shows_the_marts(db) -> None:
         )
     key = issue_api_key(db, busiest)
     with TestClient(app) as http:
-        page = http.get("/dashboard", params={"key": key})
+        page = http.post("/dashboard/sign-in", data={"key": key})
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         summary = http.get(
             "/v1/dashboard/summary", headers={"Authorization": f"Bearer {key}"}
         ).json()
-        admin_page = http.get("/admin", params={"key": admin_key})
+        admin_page = http.post("/admin/sign-in", data={"key": admin_key})
         assert admin_page.status_code == 200
         admin = http.get(
             "/v1/admin/overview", headers={"Authorization": f"Bearer {admin_key}"}

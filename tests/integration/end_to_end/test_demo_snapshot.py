@@ -30,7 +30,7 @@ SNAPSHOT = ROOT / "tests" / "snapshots" / "demo-2027-03-10.json"
 VOLATILE_COLUMNS = {"max_loaded_at", "loaded_at", "generated_at", "checked_at", "synced_at"}
 MASKS = [
     (re.compile(r"\b(in|cus|ii|il|cn)_[A-Za-z0-9]{8,}"), r"\1_<id>"),
-    (re.compile(r"(exp=)\d+(&sig=)[0-9a-f]+"), r"\1<exp>\2<sig>"),
+    (re.compile(r"(exp=)\d+(&code=)[A-Za-z0-9_-]+(&sig=)[0-9a-f]+"), r"\1<exp>\2<code>\3<sig>"),
     (re.compile(r"\b127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
     (re.compile(r"\bin \d+(\.\d+)? ?s\b"), "in <n> s"),
     (re.compile(r"\d+:\d\d:\d\d"), "<h:mm:ss>"),

@@ -1,6 +1,6 @@
-"""Signed, expiring admin links: /admin?exp=&sig= opens the admin overview (and becomes an admin
-session cookie, like the tenant dashboard link) without the admin key ever being in a URL; a
-tampered, expired, tenant or half link does not."""
+"""Signed, expiring, one-time admin links: /admin?exp=&code=&sig= opens the admin overview once
+(and becomes an admin session cookie, like the tenant dashboard link) without the admin key
+ever being in a URL; a tampered, expired, tenant, half or already used link does not."""
 
 from __future__ import annotations
 
@@ -33,12 +33,16 @@ def test_signed_admin_link_opens_the_admin_page_and_sets_a_session(app):
         assert first.status_code == 303 and first.headers["location"] == "/admin"
         assert first.headers["cache-control"] == "no-store"
         cookie = first.headers["set-cookie"]
-        assert "meterline_admin=" in cookie and "HttpOnly" in cookie
+        assert "meterline_admin=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
         assert ADMIN_KEY not in cookie and app.state.dashboard_secret not in cookie
         page = http.get("/admin")  # the cookie from the link
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         overview = http.get("/v1/admin/overview")
         assert overview.status_code == 200 and "items" in overview.json()
+    with TestClient(app) as someone_else:  # the same link again, e.g. from a history or a log
+        again = someone_else.get(link, follow_redirects=False)
+        assert again.status_code == 401 and "set-cookie" not in again.headers
+        assert "already used" in again.text
 
 
 def test_followed_link_lands_on_the_admin_page(app):
@@ -62,10 +66,12 @@ def test_tampered_expired_foreign_and_partial_links_are_refused(app):
             403,
         ),
         "other secret": (other_secret, 403),
-        "tenant link": ({"exp": tenant["exp"], "sig": tenant["sig"]}, 403),
+        "tenant link": ({"exp": tenant["exp"], "code": tenant["code"], "sig": tenant["sig"]}, 403),
+        "other code": ({**good, "code": "another-code"}, 403),
+        "no code": ({"exp": good["exp"], "sig": good["sig"]}, 401),
         "expired": (expired, 401),
-        "no sig": ({"exp": good["exp"]}, 401),
-        "no exp": ({"sig": good["sig"]}, 401),
+        "no sig": ({"exp": good["exp"], "code": good["code"]}, 401),
+        "no exp": ({"code": good["code"], "sig": good["sig"]}, 401),
         "exp not a number": ({**good, "exp": "tomorrow"}, 401),
     }
     with TestClient(app) as http:
@@ -85,10 +91,12 @@ def test_admin_link_is_refused_when_admin_pages_are_disabled(db, redis_client, t
         assert http.get(link, follow_redirects=False).status_code == 503
 
 
-def test_mint_admin_link_is_deterministic_and_needs_a_positive_ttl():
+def test_mint_admin_link_has_a_fresh_code_and_needs_a_positive_ttl():
     url = mint_admin_link(secret="s3", ttl=60, base_url="http://h:1/", now=1000)
-    assert url.startswith("http://h:1/admin?exp=1060&sig=") and len(_query(url)["sig"]) == 64
-    assert url == mint_admin_link(secret="s3", ttl=60, base_url="http://h:1", now=1000)
+    assert url.startswith("http://h:1/admin?exp=1060&code=") and len(_query(url)["sig"]) == 64
+    again = mint_admin_link(secret="s3", ttl=60, base_url="http://h:1", now=1000)
+    assert again.startswith("http://h:1/admin?exp=1060&code=")
+    assert _query(again)["code"] != _query(url)["code"]  # every link is a new one-time code
     with pytest.raises(ValueError, match="ttl"):
         mint_admin_link(secret="s3", ttl=0)
 

@@ -10,8 +10,8 @@ from decimal import Decimal
 import httpx
 from sqlalchemy import text
 
-from portal.signing import mint_dashboard_link, resolve_secret, sign
-from tests.browser.dashboard_world import ADMIN_KEY, CURRENT
+from portal.signing import mint_dashboard_link, sign
+from tests.browser.dashboard_world import ADMIN_KEY, CURRENT, SECRET_KEY
 
 
 def dec(value) -> Decimal | None:
@@ -113,7 +113,7 @@ def _two_back(world):
 
 
 def test_another_tenants_key_forged_or_expired_links_get_no_data(world, base_url):
-    secret = resolve_secret(ADMIN_KEY)
+    secret = SECRET_KEY
     endpoints = ["/v1/dashboard/summary", "/v1/dashboard/usage", "/v1/dashboard/alerts",
                  "/v1/dashboard/invoices"]  # fmt: skip
     with httpx.Client(base_url=base_url) as http:
@@ -130,21 +130,22 @@ def test_another_tenants_key_forged_or_expired_links_get_no_data(world, base_url
         good = mint_dashboard_link("acme", secret=secret, ttl=60)
         expired_at = int(time.time()) - 5
         expired = (
-            f"/dashboard?t=acme&exp={expired_at}&sig={sign(secret, 'tenant', 'acme', expired_at)}"
+            f"/dashboard?t=acme&exp={expired_at}&code=c"
+            f"&sig={sign(secret, 'tenant', 'acme', expired_at, 'c')}"
         )
         forged = good.replace("t=acme", "t=globex")
-        for link, status in ((expired, 401), (forged, 403), ("/dashboard?t=acme&exp=1&sig=x", 403)):
+        for link, status in (
+            (expired, 401),
+            (forged, 403),
+            ("/dashboard?t=acme&exp=1&code=c&sig=x", 403),
+        ):
             page = http.get(link)
             assert page.status_code == status, link
             assert "meterline_dashboard" not in page.headers.get("set-cookie", "")
             assert page.headers["cache-control"] == "no-store"
         assert http.get("/dashboard").status_code == 401
-        assert http.get("/dashboard", params={"key": "wrong"}).status_code == 401
-        assert (
-            http.get("/dashboard", params={"key": world.keys["globex"], "t": "acme"}).status_code
-            == 403
-        )
-        assert http.get("/admin", params={"key": "wrong"}).status_code == 403
+        assert http.post("/dashboard/sign-in", data={"key": "wrong"}).status_code == 401
+        assert http.post("/admin/sign-in", data={"key": "wrong"}).status_code == 401
         assert http.get("/admin").status_code == 401
 
     # a valid link sets an HttpOnly session cookie for that tenant only, then drops the query
@@ -152,14 +153,14 @@ def test_another_tenants_key_forged_or_expired_links_get_no_data(world, base_url
         opened = http.get(good)
         assert opened.status_code == 303 and opened.headers["location"] == "/dashboard"
         cookie = opened.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and ADMIN_KEY not in cookie
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and ADMIN_KEY not in cookie
         assert http.get("/dashboard").status_code == 200
         assert http.get("/v1/dashboard/summary").json()["tenant_id"] == "acme"
         assert http.get("/v1/dashboard/summary", params={"tenant": "globex"}).status_code == 403
         assert http.get("/v1/admin/overview").status_code == 401
-    # a key opens the page once; the cookie holds a signed session, never the key
+    # a key typed into the form opens the page; the cookie holds a signed session, never the key
     with httpx.Client(base_url=base_url) as http:
-        opened = http.get("/dashboard", params={"key": world.keys["globex"]})
+        opened = http.post("/dashboard/sign-in", data={"key": world.keys["globex"]})
         assert (
             opened.status_code == 303 and world.keys["globex"] not in opened.headers["set-cookie"]
         )

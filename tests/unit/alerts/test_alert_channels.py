@@ -1,5 +1,5 @@
 """Channels without Postgres/Redis: SMTP URL parsing, a real SMTP server with AUTH on loopback,
-the outbox fallback, webhook signatures and the secret fallback."""
+the outbox fallback, Standard Webhooks signatures and the secret fallback."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 
 from alerts.channels.email import EmailChannel, SmtpTarget
 from alerts.channels.redis_list import RedisListChannel
-from alerts.channels.webhook import WebhookChannel, sign, verify_signature
+from alerts.channels.webhook import WebhookChannel, signature_headers
 from alerts.notification import ChannelNotConfigured, DeliveryError, Notification, NotifyConfigError
 from alerts.notifier import Notifier
+from meterline.core.secrets import new_webhook_secret
 
 MSG = Notification(key="quota-acme-api_calls-2026-11-80", subject="[Meterline] hi", text="hello",
                    payload={"threshold": 80})  # fmt: skip
@@ -45,21 +46,32 @@ def test_bad_smtp_url_names_the_variable_and_fix():
     with pytest.raises(NotifyConfigError, match=r"SMTP_URL must start with smtp:// .*unset it"):
         SmtpTarget.parse("http://mail.example.com")
     with pytest.raises(NotifyConfigError, match="ALERT_WEBHOOK_URL must be an http"):
-        WebhookChannel(url="ftp://x", secret="s")
+        WebhookChannel(url="ftp://x", secrets=("s",))
 
 
-def test_signature_roundtrip_and_rejections():
+def test_signatures_verify_with_the_standard_webhooks_library_during_a_rotation():
+    from standardwebhooks import Webhook
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    new, previous = new_webhook_secret(), new_webhook_secret()
     body = MSG.json_body()
-    ts = str(int(time.time()))
-    sig = sign("s3cret", ts, body)
-    assert sig.startswith("sha256=") and len(sig) == 7 + 64
-    assert verify_signature("s3cret", ts, body, sig)
-    assert not verify_signature("other", ts, body, sig)
-    assert not verify_signature("s3cret", ts, body + b" ", sig)
-    assert not verify_signature(
-        "s3cret", str(int(ts) - 3600), body, sign("s3cret", str(int(ts) - 3600), body)
-    )
-    assert not verify_signature("s3cret", None, body, sig)
+    headers = signature_headers((new, previous), MSG.key, body)
+    assert headers["webhook-id"] == MSG.key
+    assert [s.split(",")[0] for s in headers["webhook-signature"].split(" ")] == ["v1", "v1"]
+    # a receiver holding either secret accepts; one holding another secret does not
+    assert Webhook(new).verify(body, headers)["id"] == MSG.key
+    assert Webhook(previous).verify(body, headers)["text"] == "hello"
+    for secret, sent, sent_headers in (
+        (new_webhook_secret(), body, headers),
+        (new, body + b" ", headers),
+        (new, body, {**headers, "webhook-id": "another-message"}),
+        (new, body, {**headers, "webhook-timestamp": str(int(time.time()) - 3600)}),
+    ):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(secret).verify(sent, sent_headers)
+    # a plain (non-whsec_) secret signs as its UTF-8 bytes
+    plain = signature_headers(("plain-secret",), MSG.key, body)
+    assert Webhook(b"plain-secret").verify(body, plain)
 
 
 def test_outbox_without_smtp_url_one_file_per_message(tmp_path):
@@ -82,19 +94,23 @@ def test_outbox_without_smtp_url_one_file_per_message(tmp_path):
 
 
 def test_configured_defaults_and_generated_webhook_secret(tmp_path):
-    # METERLINE_HOME and ALERT_WEBHOOK_URL set; SMTP_URL, the secrets and the admin unset (empty)
-    given = {"home": str(tmp_path), "webhook_url": "http://127.0.0.1:9/hook", "smtp_url": ""}
+    # METERLINE_HOME and ALERT_WEBHOOK_URL set; SMTP_URL, the secret and the admin unset (empty)
+    url = "http://127.0.0.1:9/services/T000/B000/hook-token"
+    given = {"home": str(tmp_path), "webhook_url": url, "smtp_url": ""}
     n = Notifier.configure(**given, admin_email="")
     assert n.email.smtp is None and n.email.outbox_dir == tmp_path / "outbox"
     assert n.admin_email == "admin@localhost"
     secret_file = tmp_path / "webhook_secret"
-    assert n.webhook.secret == secret_file.read_text().strip() and len(n.webhook.secret) == 64
+    assert n.webhook.secrets == (secret_file.read_text().strip(),)
+    assert n.webhook.secrets[0].startswith("whsec_")
     assert secret_file.stat().st_mode & 0o777 == 0o600
-    assert Notifier.configure(**given).webhook.secret == n.webhook.secret  # stable across runs
-    assert Notifier.configure(**given, admin_key="adm").webhook.secret == "adm"
-    assert Notifier.configure(**given, webhook_secret="w", admin_key="adm").webhook.secret == "w"
-    with pytest.raises(DeliveryError, match=r"webhook http://127\.0\.0\.1:9/hook"):
+    assert Notifier.configure(**given).webhook.secrets == n.webhook.secrets  # stable across runs
+    rotating = Notifier.configure(**given, webhook_secret="whsec_bmV3 whsec_b2xk")
+    assert rotating.webhook.secrets == ("whsec_bmV3", "whsec_b2xk")
+    assert n.webhook.describe() == "http://127.0.0.1:9/…"
+    with pytest.raises(DeliveryError, match=r"webhook http://127\.0\.0\.1:9/…") as failed:
         n.webhook.send(MSG)  # nothing listens on port 9: a failed delivery, retried later
+    assert "hook-token" not in str(failed.value) and "/services" not in str(failed.value)
 
 
 def _free_port() -> int:

@@ -103,17 +103,33 @@ def test_every_setting_has_a_variable_and_a_description():
 
 
 def test_secrets_stay_out_of_the_settings_repr():
-    settings = Settings.from_env(
-        {
-            "METERLINE_ADMIN_KEY": "adm-secret",
-            "METERLINE_WEBHOOK_SECRET": "wh-secret",
-            "METERLINE_DASHBOARD_SECRET": "dash-secret",
-            "STRIPE_API_KEY": "sk_test_secret",
-            "DATABASE_URL": "postgresql://u:pw-secret@db/m",
-        }
+    given = {
+        "METERLINE_ADMIN_KEY": "adm-s3cr3t",
+        "ALERT_WEBHOOK_SECRET": "wh-s3cr3t",
+        "METERLINE_SECRET_KEY": "key-s3cr3t",
+        "STRIPE_API_KEY": "sk_test_s3cr3t",
+        "DATABASE_URL": "postgresql://u:pw-s3cr3t@db/m",
+    }
+    settings = Settings.from_env(given)
+    assert "s3cr3t" not in repr(settings)
+    assert settings.admin_key == "adm-s3cr3t" and settings.secret_key == "key-s3cr3t"
+
+
+def test_renamed_secret_variables_still_work_for_one_release_with_a_warning():
+    old = {"METERLINE_WEBHOOK_SECRET": "whsec_b2xk", "METERLINE_DASHBOARD_SECRET": "dash"}
+    with pytest.warns(
+        FutureWarning, match="METERLINE_WEBHOOK_SECRET is deprecated.*ALERT_WEBHOOK_SECRET"
+    ):
+        settings = Settings.from_env(old)
+    assert settings.alert_webhook_secret == "whsec_b2xk" and settings.secret_key == "dash"
+    exported = settings.as_environment()  # children see the new names only
+    assert (
+        exported["ALERT_WEBHOOK_SECRET"] == "whsec_b2xk"
+        and not exported["METERLINE_WEBHOOK_SECRET"]
     )
-    assert "secret" not in repr(settings)
-    assert settings.admin_key == "adm-secret" and settings.dashboard_secret == "dash-secret"
+    with pytest.warns(FutureWarning, match="METERLINE_SECRET_KEY is set and wins"):
+        both = Settings.from_env({**old, "METERLINE_SECRET_KEY": "new"})
+    assert both.secret_key == "new"
 
 
 @pytest.mark.parametrize(
