@@ -7,10 +7,16 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from ingestion.auth import KeyStore, same_secret
+from ingestion.auth import KeyStore, TooManyUnknownKeys, same_secret
 from meterline.core import clock
 from portal import signing
-from portal.access import ADMIN_COOKIE, TENANT_COOKIE, admin_pages_disabled
+from portal.access import (
+    ADMIN_COOKIE,
+    TENANT_COOKIE,
+    admin_pages_disabled,
+    key_refused,
+    session_subject,
+)
 from portal.refused import Refused
 
 
@@ -53,8 +59,12 @@ class SignIn:
         return signed_in("/dashboard", TENANT_COOKIE, token, verdict.exp, request)
 
     def tenant_key(self, request: Request, key: str, t: str | None) -> Response:
-        tenant = self.keystore.tenant_for(key)
-        if tenant is None or (t and t != tenant):
+        try:
+            identity = self.keystore.identify(key, client=self.keystore.client_of(request.scope))
+        except TooManyUnknownKeys as exc:
+            raise key_refused(exc) from None
+        tenant = identity.tenant_id if identity else None
+        if identity is None or (t and t != tenant):
             raise Refused(
                 401 if tenant is None else 403,
                 "key",
@@ -63,12 +73,15 @@ class SignIn:
                 else "key: this key belongs to another tenant",
             )
         exp_at = self._session_end()
-        token = signing.session_token(self.secret, signing.TENANT, tenant, exp_at)
+        subject = session_subject(identity.tenant_id, identity.key_id)
+        token = signing.session_token(self.secret, signing.TENANT, subject, exp_at)
         return signed_in("/dashboard", TENANT_COOKIE, token, exp_at, request)
 
     def tenant_bearer(self, response: Response, request: Request, tenant: str) -> None:
-        """A page opened with ``Authorization: Bearer``: also a session for its scripts."""
-        token = signing.session_token(self.secret, signing.TENANT, tenant, self._session_end())
+        """A page opened with ``Authorization: Bearer``: also a session for its scripts,
+        naming the key (:meth:`PortalAccess.tenant_of` noted it), so revoking it ends both."""
+        subject = session_subject(tenant, getattr(request.state, "api_key_id", None))
+        token = signing.session_token(self.secret, signing.TENANT, subject, self._session_end())
         set_session_cookie(response, request, TENANT_COOKIE, token, signing.SESSION_TTL)
 
     # -- admin page ----------------------------------------------------------------------------
