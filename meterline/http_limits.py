@@ -24,6 +24,7 @@ import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 H11_MAX_HEADER_BYTES = 16 * 1024
+LATE_READ_GRACE = 0.01  # seconds: a route that reads its body late still gets what arrived
 
 
 class _HeaderDeadline:
@@ -76,13 +77,17 @@ class SlowBodyGuard:
             return await self.app(scope, receive, send)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_timeout
-        state = {"body_done": False, "started": False, "timed_out": False}
+        state = {"body_done": False, "started": False, "timed_out": False, "late": False}
 
         async def guarded_receive():
             if state["body_done"] or state["timed_out"]:
                 return await receive()
+            remaining = deadline - loop.time()
+            if remaining <= 0:  # what had arrived by the deadline is still read, once
+                remaining = 0 if state["late"] else LATE_READ_GRACE
+                state["late"] = True
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                message = await asyncio.wait_for(receive(), remaining)
             except TimeoutError:
                 state["timed_out"] = True
                 if not state["started"]:

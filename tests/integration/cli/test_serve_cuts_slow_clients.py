@@ -130,3 +130,24 @@ def test_connections_beyond_the_concurrency_limit_get_503(server):
             sock.close()
     time.sleep(0.1)
     assert httpx.get(f"http://127.0.0.1:{server}/healthz").status_code == 200
+
+
+def test_a_route_that_reads_a_body_late_still_gets_what_had_arrived():
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from meterline.http_limits import SlowBodyGuard
+
+    async def slow_route(request):
+        await asyncio.sleep(0.3)  # busy past the body deadline before reading
+        return JSONResponse({"size": len(await request.body())})
+
+    app = SlowBodyGuard(
+        Starlette(routes=[Route("/", slow_route, methods=["POST"])]), body_timeout=0.1
+    )
+    response = TestClient(app).post("/", content=b"x" * 1000)
+    assert response.status_code == 200 and response.json() == {"size": 1000}

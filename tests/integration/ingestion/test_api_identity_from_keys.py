@@ -120,3 +120,32 @@ def test_random_unknown_keys_cost_at_most_the_budget_in_lookups_then_429(db, red
     other = TestClient(client.app, client=("198.51.100.9", 5000))
     guess = f"ml_known_{secrets.token_urlsafe(24)}"
     assert other.get("/v1/usage", headers={"Authorization": f"Bearer {guess}"}).status_code == 401
+
+
+def test_behind_a_trusted_proxy_unknown_keys_count_per_forwarded_client(db, redis_client, prefix):
+    proxy = ("10.0.0.5", 5000)
+    client = app_client(
+        db, redis_client, prefix, client=proxy, trusted_proxies="10.0.0.5",
+        unknown_key_limit="2/minute",
+    )  # fmt: skip
+
+    def guess(forwarded_for: str) -> int:
+        headers = {
+            "Authorization": f"Bearer ml_x_{secrets.token_urlsafe(24)}",
+            "X-Forwarded-For": forwarded_for,
+        }
+        return client.get("/v1/usage", headers=headers).status_code
+
+    assert [guess("192.0.2.1") for _ in range(3)] == [401, 401, 429]
+    assert guess("192.0.2.2") == 401  # another client behind the same proxy
+    # from an untrusted peer, X-Forwarded-For is ignored: the peer itself is the client
+    direct = TestClient(client.app, client=("198.51.100.20", 5000))
+    forged = {"X-Forwarded-For": "192.0.2.99"}
+    statuses = [
+        direct.get(
+            "/v1/usage",
+            headers={"Authorization": f"Bearer ml_x_{secrets.token_urlsafe(24)}", **forged},
+        ).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [401, 401, 429]
