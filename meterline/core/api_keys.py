@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, text
 
 from meterline.core import clock
-from meterline.core.tenants import TenantError
+from meterline.core.tenants import TENANT_ID, TenantError
 
 KEY_ID = re.compile(r"^key_[0-9a-f]{12}$")
 
@@ -76,10 +76,13 @@ _COLUMNS = "key_id, tenant_id, key_prefix as prefix, created_at, revoked_at"
 
 
 def _require_tenant(conn: Connection, tenant_id: str) -> None:
-    exists = conn.execute(
-        text("select 1 from meterline.tenants where tenant_id = :id"), {"id": tenant_id}
-    ).first()
-    if exists is None:
+    exists = (
+        TENANT_ID.match(tenant_id or "")
+        and conn.execute(
+            text("select 1 from meterline.tenants where tenant_id = :id"), {"id": tenant_id}
+        ).first()
+    )
+    if not exists:
         raise ApiKeyError(
             f"unknown tenant {tenant_id!r}: create it with `meterline tenants create`", 404
         )

@@ -62,6 +62,9 @@ def test_keys_are_issued_once_listed_by_id_and_prefix_and_need_the_admin_key(
     )
     unknown = client.delete("/v1/admin/keys/key_000000000000", headers=ADMIN)
     assert unknown.status_code == 404
+    for odd in ("a%00b", "%C3%A9" * 40, "..", "key_%00"):  # never reaches SQL as is: no 5xx
+        assert client.get(f"/v1/admin/tenants/{odd}/keys", headers=ADMIN).status_code == 404
+        assert client.post(f"/v1/admin/keys/{odd}/rotate", headers=ADMIN).status_code == 404
 
 
 def test_revoking_through_the_admin_api_stops_the_key_and_its_portal_session_at_once(
