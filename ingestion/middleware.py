@@ -8,8 +8,19 @@
         QuotaMiddleware,
         recorder=UsageRecorder(redis_client, engine, prefix="meterline"),
         routes={"/v1/search": "api_calls", "/v1/export": "bandwidth_gb"},
-        tenant_header="X-Tenant-ID",   # or None: use the tenant API key (Authorization: Bearer)
     )
+
+The tenant is the one of the request's API key (``Authorization: Bearer <tenant key>``). A
+tenant header is read only when you ask for it *and* name the proxies allowed to send it::
+
+    app.add_middleware(QuotaMiddleware, recorder=..., routes=...,
+                       tenant_header="X-Tenant-ID", trusted_proxies="10.0.0.5,10.1.0.0/16")
+
+``trusted_proxies`` defaults to ``METERLINE_TRUSTED_PROXIES``; a tenant header without any
+trusted proxy is a configuration error. The header is honoured only on a request whose TCP
+peer is a trusted proxy and that carries no API key: it never overrides a key, and a request
+from anywhere else without a key is 401. A client that keeps sending unknown keys gets 429
+with ``Retry-After`` before its keys reach the database.
 
 Each request to a metered route records one event (value 1, or ``value(scope)``) *before*
 the route runs. A tenant over a hard limit gets a 402 JSON error naming the meter, the limit
@@ -19,12 +30,13 @@ and the upgrade plan instead of reaching the route; accepted responses carry
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from ingestion.auth import KeyStore, bearer
+from ingestion.auth import KeyStore, TooManyUnknownKeys, bearer
+from ingestion.client_address import TrustedProxies
 from ingestion.recorder import UsageRecorder
 from ingestion.validation import EventValidationError
 
@@ -39,7 +51,8 @@ class QuotaMiddleware:
         *,
         recorder: UsageRecorder,
         routes: RouteMeter,
-        tenant_header: str | None = "X-Tenant-ID",
+        tenant_header: str | None = None,
+        trusted_proxies: str | Iterable[str] | None = None,
         value: float | Callable[[Scope], float] = 1,
         keystore: KeyStore | None = None,
     ):
@@ -47,8 +60,20 @@ class QuotaMiddleware:
         self.recorder = recorder
         self.routes = routes
         self.tenant_header = tenant_header.lower().encode() if tenant_header else None
+        if trusted_proxies is None:
+            from meterline.core.settings import Settings
+
+            trusted_proxies = Settings.from_env().trusted_proxies
+        self.proxies = TrustedProxies(trusted_proxies)
+        if self.tenant_header is not None and not self.proxies:
+            raise ValueError(
+                f"tenant_header={tenant_header!r} needs trusted_proxies (or "
+                "METERLINE_TRUSTED_PROXIES): the proxies allowed to name a tenant; without "
+                "them anyone could spend another tenant's quota. Or drop tenant_header and "
+                "send tenant API keys"
+            )
         self.value = value
-        self.keystore = keystore or KeyStore(recorder.engine)
+        self.keystore = keystore or KeyStore(recorder.engine, proxies=self.proxies)
         if isinstance(routes, Mapping):  # longest prefix first
             self._prefixes = sorted(routes.items(), key=lambda item: -len(item[0]))
 
@@ -68,18 +93,10 @@ class QuotaMiddleware:
         if meter is None:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        tenant = None
-        if self.tenant_header is not None:
-            raw = headers.get(self.tenant_header)
-            tenant = raw.decode("latin-1") if raw else None
-        if tenant is None:
-            key = bearer((headers.get(b"authorization") or b"").decode("latin-1"))
-            if key is not None:
-                tenant = await run_in_threadpool(self.keystore.tenant_for, key)
-        if not tenant:
-            return await _json(
-                send, 401, "unauthorized", "missing tenant: send a tenant API key or header"
-            )
+        tenant, refusal = await self._tenant(scope, headers)
+        if refusal is not None:
+            status, code, message, extra_headers = refusal
+            return await _json(send, status, code, message, extra_headers)
         value = self.value(scope) if callable(self.value) else self.value
         event = {
             "tenant_id": tenant,
@@ -124,6 +141,31 @@ class QuotaMiddleware:
             await send(message)
 
         return await self.app(scope, receive, send_with_headers)
+
+    async def _tenant(self, scope: Scope, headers: dict) -> tuple[str | None, tuple | None]:
+        """(tenant, None) or (None, (status, code, message, headers)): the key decides when
+        there is one; else a tenant header counts only from a trusted proxy."""
+        key = bearer((headers.get(b"authorization") or b"").decode("latin-1"))
+        if key is not None:
+            client = self.keystore.client_of(scope)
+            try:
+                tenant = await run_in_threadpool(self.keystore.tenant_for, key, client=client)
+            except TooManyUnknownKeys as exc:
+                retry = [(b"retry-after", str(exc.retry_after).encode())]
+                return None, (429, "too_many_unknown_keys", str(exc), retry)
+            if tenant is None:
+                return None, (401, "unauthorized", UNKNOWN_KEY, _CHALLENGE)
+            return tenant, None
+        if self.tenant_header is not None and self.proxies.peer_is_trusted(scope):
+            raw = headers.get(self.tenant_header)
+            if raw:
+                return raw.decode("latin-1"), None
+        return None, (401, "unauthorized", MISSING_KEY, _CHALLENGE)
+
+
+UNKNOWN_KEY = "Authorization: unknown or revoked API key; ask your provider for a new one"
+MISSING_KEY = "Authorization: missing 'Bearer <tenant API key>' header"
+_CHALLENGE = [(b"www-authenticate", b"Bearer")]
 
 
 def _plain(value) -> str:

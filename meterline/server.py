@@ -4,6 +4,10 @@
 estimate of ``/v1/usage`` and the tenant page is wired from :mod:`billing`.
 
 - ``/healthz`` (process up) and ``/readyz`` (Redis and Postgres answer).
+- One :class:`ingestion.auth.KeyStore` answers "whose key is this" for the ingest API, the
+  portal and the key admin API (:mod:`ingestion.api.admin_keys`), so a key revoked through the
+  admin API stops at once in this process; a request body must arrive within
+  ``body_timeout`` seconds (:class:`meterline.http_limits.SlowBodyGuard`).
 - Every request is logged as one JSON line on the ``meterline.api`` logger; an unhandled error
   is a JSON 500 (``{"error": {"code": "internal", ...}}``) and a logged traceback.
 """
@@ -19,12 +23,17 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
+from ingestion.api.admin_keys import admin_keys_router
 from ingestion.api.events_endpoint import MAX_BATCH, MAX_BODY_BYTES
 from ingestion.api.responses import error, json_response
 from ingestion.api.router import ingest_router
 from ingestion.api.usage_endpoint import CostEstimator
+from ingestion.auth import DEFAULT_KEY_CACHE_TTL, DEFAULT_UNKNOWN_KEY_LIMIT, KeyStore
+from ingestion.client_address import TrustedProxies
 from ingestion.recorder import UsageRecorder
+from meterline.http_limits import SlowBodyGuard
 from portal.mount import mount_portal
 
 log = logging.getLogger("meterline.api")
@@ -43,12 +52,18 @@ def create_app(
     max_batch: int = MAX_BATCH,
     recorder: UsageRecorder | None = None,
     cost_estimator: CostEstimator | None = None,
+    trusted_proxies: str | None = None,
+    key_cache_ttl: float = DEFAULT_KEY_CACHE_TTL,
+    unknown_key_limit: str = DEFAULT_UNKNOWN_KEY_LIMIT,
+    body_timeout: float = 30.0,
 ) -> FastAPI:
     """The Meterline HTTP API. ``cost_estimator(tenant_id, usage)`` (optional; ``meterline
     serve`` passes :func:`catalog_cost_estimator`) returns an estimated cost per meter for
     ``/v1/usage`` and the tenant page. ``admin_key`` opens the admin API and pages;
     ``secret_key`` (independent of it) signs sessions and sign-in links (default: see
-    :func:`portal.signing.resolve_secret`)."""
+    :func:`portal.signing.resolve_secret`). ``trusted_proxies``, ``key_cache_ttl``,
+    ``unknown_key_limit`` and ``body_timeout`` are the settings of the same names
+    (``METERLINE_TRUSTED_PROXIES`` ...); the defaults trust no proxy."""
     _configure_logging()
     app = FastAPI(
         title="Meterline",
@@ -57,6 +72,13 @@ def create_app(
         "`Authorization: Bearer <tenant key>`, admin endpoints the admin key.",
     )
     app.middleware("http")(_access_log)
+    keystore = KeyStore(
+        engine,
+        ttl=key_cache_ttl,
+        unknown_key_limit=unknown_key_limit,
+        proxies=TrustedProxies(trusted_proxies),
+    )
+    app.state.keystore = keystore
     app.include_router(
         ingest_router(
             engine,
@@ -68,13 +90,16 @@ def create_app(
             max_batch=max_batch,
             recorder=recorder,
             cost_estimator=cost_estimator,
+            keystore=keystore,
         )
     )
+    app.include_router(admin_keys_router(engine, keystore, admin_key=admin_key))
     app.include_router(health_router(engine, redis))
     mount_portal(  # /dashboard, /admin, their JSON and /v1/admin/tenants
         app, engine, redis, prefix=prefix, admin_key=admin_key, secret_key=secret_key,
-        cost_estimator=cost_estimator,
+        cost_estimator=cost_estimator, keystore=keystore,
     )  # fmt: skip
+    app.add_middleware(SlowBodyGuard, body_timeout=body_timeout)  # outermost
     return app
 
 
@@ -163,6 +188,8 @@ async def _access_log(request: Request, call_next):
     request.state.fields = {}
     try:
         response = await call_next(request)
+    except ClientDisconnect:  # gone, or cut off by the body timeout (which answered 408)
+        response = error(400, "client_disconnected", "body", "body: the client went away")
     except Exception:
         log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
         response = error(500, "internal", "", "internal error; see the server log")

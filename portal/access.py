@@ -1,17 +1,34 @@
 """Who may read what: the tenant of a request (Bearer key or tenant session cookie) and the
 admin check (Bearer admin key or admin session cookie). A tenant only ever reads itself:
-naming another tenant is 403."""
+naming another tenant is 403.
+
+A session made from an API key carries the key's id in its subject (``<tenant>#<key id>``,
+see :func:`session_subject`) and is checked against revocation on every request (through the
+key store's short cache), so revoking a key ends the sessions made from it within seconds.
+A session from a signed link names the tenant alone and lasts until the link's expiry."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from ingestion.auth import KeyStore, bearer, same_secret
+from ingestion.auth import KeyStore, TooManyUnknownKeys, bearer, same_secret
 from portal import signing
 from portal.refused import Refused
 
 TENANT_COOKIE = "meterline_dashboard"
 ADMIN_COOKIE = "meterline_admin"
+
+
+KEY_MARK = "#"  # never in a tenant id
+
+
+def session_subject(tenant_id: str, key_id: str | None) -> str:
+    """The subject of a tenant session: the tenant, and the key it was made from, if any."""
+    return f"{tenant_id}{KEY_MARK}{key_id}" if key_id else tenant_id
+
+
+def key_refused(exc: TooManyUnknownKeys) -> Refused:
+    return Refused(429, "Authorization", str(exc))
 
 
 def admin_pages_disabled() -> Refused:
@@ -30,7 +47,7 @@ class PortalAccess:
         """The request's tenant; 401 without a valid key or session, 403 when ``wanted``
         names another tenant."""
         header = request.headers.get("authorization")
-        tenant = self._bearer_tenant(header) if header else self._session_tenant(request)
+        tenant = self._bearer_tenant(header, request) if header else self._session_tenant(request)
         if wanted and wanted != tenant:
             raise Refused(403, "tenant", "tenant: a tenant key or link only reads its own data")
         fields = getattr(request.state, "fields", None)
@@ -38,17 +55,25 @@ class PortalAccess:
             fields["tenant"] = tenant
         return tenant
 
-    def _bearer_tenant(self, header: str) -> str:
+    def _bearer_tenant(self, header: str, request: Request) -> str:
         key = bearer(header)
-        tenant = self.keystore.tenant_for(key) if key else None
-        if tenant is None:
+        try:
+            identity = (
+                self.keystore.identify(key, client=self.keystore.client_of(request.scope))
+                if key
+                else None
+            )
+        except TooManyUnknownKeys as exc:
+            raise key_refused(exc) from None
+        if identity is None:
             raise Refused(
                 401,
                 "Authorization",
                 "Authorization: unknown or revoked API key; issue a new one with "
                 "`meterline tenants issue-key <tenant>`",
             )
-        return tenant
+        request.state.api_key_id = identity.key_id  # a page's session names this key
+        return identity.tenant_id
 
     def _session_tenant(self, request: Request) -> str:
         verdict = signing.verify_session(
@@ -62,7 +87,15 @@ class PortalAccess:
                 "/dashboard) or a signed dashboard link; "
                 + ("the session expired" if verdict.exp else "no session"),
             )
-        return verdict.subject
+        tenant, _, key_id = verdict.subject.partition(KEY_MARK)
+        if key_id and not self.keystore.key_active(key_id, tenant):
+            raise Refused(
+                401,
+                "Authorization",
+                "Authorization: the API key this session was signed in with was revoked; "
+                "sign in again with a current key",
+            )
+        return tenant
 
     def require_admin(self, request: Request) -> None:
         """503 when admin pages are disabled; 403 for a wrong Bearer key or a forged session;

@@ -16,10 +16,16 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from ingestion.auth import KeyStore, same_secret
+from ingestion.auth import KeyStore, TooManyUnknownKeys, same_secret
 from meterline.core import clock
 from portal import signing
-from portal.access import ADMIN_COOKIE, TENANT_COOKIE, admin_pages_disabled
+from portal.access import (
+    ADMIN_COOKIE,
+    TENANT_COOKIE,
+    admin_pages_disabled,
+    key_refused,
+    session_subject,
+)
 from portal.refused import Refused
 
 MAX_FORM_BYTES = 4096
@@ -85,16 +91,26 @@ class SignIn:
         return signed_in("/dashboard", TENANT_COOKIE, token, verdict.exp, request)
 
     def tenant_key(self, request: Request, key: str) -> Response:
-        tenant = self.keystore.tenant_for(key) if key else None
-        if tenant is None:
+        try:
+            identity = (
+                self.keystore.identify(key, client=self.keystore.client_of(request.scope))
+                if key
+                else None
+            )
+        except TooManyUnknownKeys as exc:
+            raise key_refused(exc) from None
+        if identity is None:
             raise Refused(401, "key", "unknown or revoked tenant API key")
         exp_at = self._session_end()
-        token = signing.session_token(self.secret, signing.TENANT, tenant, exp_at)
+        subject = session_subject(identity.tenant_id, identity.key_id)
+        token = signing.session_token(self.secret, signing.TENANT, subject, exp_at)
         return signed_in("/dashboard", TENANT_COOKIE, token, exp_at, request)
 
     def tenant_bearer(self, response: Response, request: Request, tenant: str) -> None:
-        """A page opened with ``Authorization: Bearer``: also a session for its scripts."""
-        token = signing.session_token(self.secret, signing.TENANT, tenant, self._session_end())
+        """A page opened with ``Authorization: Bearer``: also a session for its scripts,
+        naming the key (:meth:`PortalAccess.tenant_of` noted it), so revoking it ends both."""
+        subject = session_subject(tenant, getattr(request.state, "api_key_id", None))
+        token = signing.session_token(self.secret, signing.TENANT, subject, self._session_end())
         set_session_cookie(response, request, TENANT_COOKIE, token, signing.SESSION_TTL)
 
     # -- admin page ----------------------------------------------------------------------------

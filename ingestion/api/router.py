@@ -24,14 +24,17 @@ def ingest_router(
     max_batch: int = MAX_BATCH,
     recorder: UsageRecorder | None = None,
     cost_estimator: CostEstimator | None = None,
+    keystore: KeyStore | None = None,
 ) -> APIRouter:
     """Record usage and read it back, for the tenant of the request's API key.
 
     ``cost_estimator(tenant_id, usage)`` (optional) returns an estimated cost per meter for
     ``/v1/usage``. The routes log the tenant and the batch counts in ``request.state.fields``
-    (the access log of :mod:`meterline.server` reads them)."""
+    (the access log of :mod:`meterline.server` reads them). The tenant comes from the API key
+    only; pass the app's ``keystore`` so a revocation made through the admin API is seen at
+    once (it also knows the trusted proxies, so unknown keys count per real client)."""
     recorder = recorder or UsageRecorder(redis, engine, prefix=prefix)
-    auth = TenantAuth(KeyStore(engine))
+    auth = TenantAuth(keystore or KeyStore(engine))
     limiter = RateLimiter(redis, prefix=prefix, rate=rate_limit_per_second, burst=rate_limit_burst)
     router = APIRouter()
     add_events_route(

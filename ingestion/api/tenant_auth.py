@@ -1,4 +1,6 @@
-"""Who is calling: the tenant of the ``Authorization: Bearer <tenant key>`` header."""
+"""Who is calling: the tenant of the ``Authorization: Bearer <tenant key>`` header, and
+nothing else (no tenant header is read here). A client that keeps sending unknown keys gets
+429 with ``Retry-After`` before its keys reach the database (:class:`ingestion.auth.KeyStore`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ingestion.api.responses import error
-from ingestion.auth import KeyStore, bearer
+from ingestion.auth import KeyStore, TooManyUnknownKeys, bearer
 
 MISSING_KEY = (
     "Authorization: missing 'Bearer <tenant API key>' header; "
@@ -43,9 +45,19 @@ class TenantAuth:
         key = bearer(request.headers.get("authorization"))
         if key is None:
             raise _unauthorized(MISSING_KEY)
-        tenant = await run_in_threadpool(self.keystore.tenant_for, key)
-        if tenant is None:
+        client = self.keystore.client_of(request.scope)
+        try:
+            identity = await run_in_threadpool(self.keystore.identify, key, client=client)
+        except TooManyUnknownKeys as exc:
+            raise Unauthorized(
+                error(
+                    429, "too_many_unknown_keys", "Authorization", str(exc),
+                    {"Retry-After": str(exc.retry_after)},
+                )
+            ) from None  # fmt: skip
+        if identity is None:
             raise _unauthorized(UNKNOWN_KEY)
+        tenant = identity.tenant_id
         fields = getattr(request.state, "fields", None)
         if fields is not None:
             fields["tenant"] = tenant

@@ -25,17 +25,22 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port."),
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json)."""
+    """Serve the HTTP API (OpenAPI at /openapi.json), with header/body timeouts and a
+    concurrency limit from the METERLINE_HTTP_* settings."""
     import uvicorn
 
     from meterline.cli.access_log import serve_log_config
     from meterline.core.secrets import secret_key
+    from meterline.http_limits import uvicorn_config
     from meterline.server import catalog_cost_estimator, create_app
 
     rt = runtime()
+    settings = rt.settings
     application = create_app(
-        rt.engine, rt.redis, prefix=rt.prefix, admin_key=rt.settings.admin_key,
-        secret_key=secret_key(rt.settings), cost_estimator=catalog_cost_estimator(rt.engine),
+        rt.engine, rt.redis, prefix=rt.prefix, admin_key=settings.admin_key,
+        secret_key=secret_key(settings), cost_estimator=catalog_cost_estimator(rt.engine),
+        trusted_proxies=settings.trusted_proxies, key_cache_ttl=settings.key_cache_ttl,
+        unknown_key_limit=settings.unknown_key_limit, body_timeout=settings.http_body_timeout,
     )  # fmt: skip
     base = f"http://{host}:{port}"
     console.print(f"Meterline API on {base}  (docs: {base}/docs)")
@@ -45,7 +50,11 @@ def serve(
         if rt.settings.admin_key
         else "  admin overview    set METERLINE_ADMIN_KEY and restart to enable /admin"
     )
-    uvicorn.run(application, host=host, port=port, log_level="info", log_config=serve_log_config())
+    config = uvicorn_config(
+        application, host=host, port=port, settings=settings, log_level="info",
+        log_config=serve_log_config(),
+    )  # fmt: skip
+    uvicorn.Server(config).run()
 
 
 def ui(port: int = typer.Option(3000, help="Dagster webserver port.")) -> None:

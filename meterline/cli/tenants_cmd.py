@@ -9,7 +9,7 @@ from meterline.cli.arguments import parse_day
 from meterline.cli.catalog_cmd import refresh_plan_caches
 from meterline.cli.context import console, runtime
 
-tenants_app = typer.Typer(help="Tenants and their plans.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants, their plans and their API keys.", no_args_is_help=True)
 
 
 @tenants_app.command("create")
@@ -78,9 +78,53 @@ def tenants_list() -> None:
 @tenants_app.command("issue-key")
 def tenants_issue_key(tenant_id: str) -> None:
     """Issue an API key for a tenant (shown once; only its hash is stored)."""
-    from meterline.core.tenants import issue_api_key
+    from meterline.core.api_keys import issue_key
 
-    rt = runtime()
-    key = issue_api_key(rt.engine, tenant_id)
-    console.print(f"API key for [bold]{tenant_id}[/] (store it now, it is not shown again):")
-    print(key)
+    issued = issue_key(runtime().engine, tenant_id)
+    console.print(
+        f"API key [bold]{issued.info.key_id}[/] for [bold]{tenant_id}[/] "
+        "(store it now, it is not shown again):"
+    )
+    print(issued.key)
+
+
+@tenants_app.command("keys")
+def tenants_keys(tenant_id: str) -> None:
+    """List a tenant's API keys by id and prefix (never the keys themselves)."""
+    from meterline.core.api_keys import list_keys
+
+    table = Table(title=f"API keys of {tenant_id}")
+    for column in ("key id", "prefix", "status", "created", "revoked"):
+        table.add_column(column)
+    for k in list_keys(runtime().engine, tenant_id):
+        revoked = f"{k.revoked_at:%Y-%m-%d %H:%M:%S}" if k.revoked_at else "-"
+        table.add_row(
+            k.key_id, k.prefix + "...", k.status, f"{k.created_at:%Y-%m-%d %H:%M:%S}", revoked
+        )
+    console.print(table)
+
+
+@tenants_app.command("revoke-key")
+def tenants_revoke_key(key_id: str) -> None:
+    """Revoke an API key by id: API calls and portal sessions made with it stop within
+    METERLINE_KEY_CACHE_TTL seconds."""
+    from meterline.core.api_keys import revoke_key
+
+    revoked = revoke_key(runtime().engine, key_id)
+    console.print(
+        f"key [bold]{revoked.key_id}[/] of [bold]{revoked.tenant_id}[/] revoked "
+        f"(at {revoked.revoked_at:%Y-%m-%d %H:%M:%S} UTC)"
+    )
+
+
+@tenants_app.command("rotate-key")
+def tenants_rotate_key(key_id: str) -> None:
+    """Replace an API key: revoke KEY_ID and issue a new key for the same tenant."""
+    from meterline.core.api_keys import rotate_key
+
+    issued = rotate_key(runtime().engine, key_id)
+    console.print(
+        f"key [bold]{key_id}[/] revoked; new key [bold]{issued.info.key_id}[/] for "
+        f"[bold]{issued.info.tenant_id}[/] (store it now, it is not shown again):"
+    )
+    print(issued.key)

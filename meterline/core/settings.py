@@ -40,6 +40,12 @@ DEFAULT_REDIS_PREFIX = "meterline"
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 DEFAULT_ALERT_SENDER = "Meterline <alerts@meterline.localhost>"
 DEFAULT_DBT_THREADS = 4
+DEFAULT_KEY_CACHE_TTL = 5.0
+DEFAULT_UNKNOWN_KEY_LIMIT = "20/minute"
+DEFAULT_HTTP_HEADER_TIMEOUT = 10.0
+DEFAULT_HTTP_BODY_TIMEOUT = 30.0
+DEFAULT_HTTP_KEEPALIVE_TIMEOUT = 5
+DEFAULT_HTTP_MAX_CONCURRENCY = 1000
 
 
 VARIABLES_FILE = Path(__file__).with_name("variables.toml")
@@ -136,6 +142,23 @@ class Settings(BaseSettings):
     dagster_home: Path | None = variable("DAGSTER_HOME", validate_default=True)
     dbt_threads: int = variable("METERLINE_DBT_THREADS", default=DEFAULT_DBT_THREADS)
     debug: bool = variable("METERLINE_DEBUG", default=False)
+    trusted_proxies: str | None = variable("METERLINE_TRUSTED_PROXIES")
+    key_cache_ttl: float = variable("METERLINE_KEY_CACHE_TTL", default=DEFAULT_KEY_CACHE_TTL)
+    unknown_key_limit: str = variable(
+        "METERLINE_UNKNOWN_KEY_LIMIT", default=DEFAULT_UNKNOWN_KEY_LIMIT
+    )
+    http_header_timeout: float = variable(
+        "METERLINE_HTTP_HEADER_TIMEOUT", default=DEFAULT_HTTP_HEADER_TIMEOUT
+    )
+    http_body_timeout: float = variable(
+        "METERLINE_HTTP_BODY_TIMEOUT", default=DEFAULT_HTTP_BODY_TIMEOUT
+    )
+    http_keepalive_timeout: int = variable(
+        "METERLINE_HTTP_KEEPALIVE_TIMEOUT", default=DEFAULT_HTTP_KEEPALIVE_TIMEOUT
+    )
+    http_max_concurrency: int = variable(
+        "METERLINE_HTTP_MAX_CONCURRENCY", default=DEFAULT_HTTP_MAX_CONCURRENCY
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -199,6 +222,52 @@ class Settings(BaseSettings):
     @classmethod
     def _threads(cls, value: Any) -> int:
         return _whole_number(value, "METERLINE_DBT_THREADS", "a whole number >= 1", 1)
+
+    @field_validator("http_keepalive_timeout", mode="before")
+    @classmethod
+    def _keepalive(cls, value: Any) -> int:
+        return _whole_number(value, "METERLINE_HTTP_KEEPALIVE_TIMEOUT", "whole seconds >= 1", 1)
+
+    @field_validator("http_max_concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> int:
+        return _whole_number(value, "METERLINE_HTTP_MAX_CONCURRENCY", "a whole number >= 1", 1)
+
+    @field_validator("key_cache_ttl", "http_header_timeout", "http_body_timeout", mode="before")
+    @classmethod
+    def _positive_seconds(cls, value: Any, info: ValidationInfo) -> float:
+        name = str(cls.model_fields[info.field_name].validation_alias)
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name} must be a number of seconds > 0, got {value!r}") from None
+        if not seconds > 0 or seconds == float("inf"):
+            raise SettingsError(f"{name} must be a number of seconds > 0, got {value!r}")
+        return seconds
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str | None) -> str | None:
+        from meterline.core.networks import parse_networks
+
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        return value
+
+    @field_validator("unknown_key_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise SettingsError(
+                f"METERLINE_UNKNOWN_KEY_LIMIT must be a rate like 20/minute, got {value!r}"
+            ) from None
+        return value
 
     @field_validator("install_id")
     @classmethod

@@ -6,9 +6,7 @@ MRR and proration can be computed from the history. ``at`` dates a change in the
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -233,25 +231,9 @@ def list_tenants(engine: Engine) -> list[Tenant]:
         return [Tenant(**row._mapping) for row in rows]
 
 
-def hash_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
 def issue_api_key(engine: Engine, tenant_id: str) -> str:
-    """Create a new API key for a tenant. Only its SHA-256 is stored; the key is shown once."""
-    key = f"ml_{tenant_id[:12]}_{secrets.token_urlsafe(24)}"
-    with engine.begin() as conn:
-        exists = conn.execute(
-            text("select 1 from meterline.tenants where tenant_id = :id"), {"id": tenant_id}
-        ).first()
-        if exists is None:
-            raise TenantError(
-                f"unknown tenant {tenant_id!r}: create it with `meterline tenants create`"
-            )
-        conn.execute(
-            text(
-                "insert into meterline.api_keys (key_hash, tenant_id, key_prefix) values (:h, :id, :p)"
-            ),
-            {"h": hash_key(key), "id": tenant_id, "p": key[:16]},
-        )
-    return key
+    """A new API key for a tenant (the secret; shown once, only its hash is stored).
+    Keys live in :mod:`meterline.core.api_keys`; this is the short form callers use."""
+    from meterline.core.api_keys import issue_key
+
+    return issue_key(engine, tenant_id).key
