@@ -2,16 +2,22 @@
 
 Each notified ``meterline.alerts`` row still ``pending`` or ``failed`` is claimed, sent on its
 channel and marked ``sent`` / ``failed`` / ``skipped`` in one transaction, so a retried run
-re-sends failed deliveries and never repeats a sent one. A delivery is tried at most
-:data:`MAX_DELIVERY_ATTEMPTS` times; a row still ``pending`` :data:`STALE_PENDING_SECONDS`
-after firing (its run never delivered) is due for a retry too.
+re-sends failed deliveries and never repeats a sent one. Every exception a delivery raises
+is an attempt: a :class:`DeliveryError` and anything unexpected (a channel's bug, a library
+error it did not wrap) are both recorded as ``failed`` with the error's type and message
+(URLs reduced to their origin), so the attempt count - and with it the retry's run key -
+moves on. A delivery is tried at most :data:`MAX_DELIVERY_ATTEMPTS` times; the last failure
+says ``gave up after N attempts`` in ``last_error``. A row still ``pending``
+:data:`STALE_PENDING_SECONDS` after firing (its run never delivered) is due for a retry too.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, text
 
@@ -46,6 +52,32 @@ class DeliveryReport:
     @property
     def failed(self) -> list[Delivery]:
         return [d for d in self.deliveries if d.status == "failed"]
+
+
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _origin(match: re.Match) -> str:
+    try:
+        parts = urlsplit(match.group(0))
+        port = f":{parts.port}" if parts.port else ""
+        host = parts.hostname or "?"
+    except ValueError:
+        return match.group(0).split("://", 1)[0] + "://?/..."
+    return f"{parts.scheme}://{host}{port}/..."
+
+
+def mask_urls(message: str) -> str:
+    """Every URL in ``message`` reduced to ``scheme://host:port/...``: a webhook's path, a
+    password or a token in a query never reaches ``meterline.alerts`` or a run's log."""
+    return _URL.sub(_origin, message)
+
+
+def failure_detail(exc: Exception) -> str:
+    """What ``last_error`` says about a failed attempt."""
+    if isinstance(exc, DeliveryError):
+        return mask_urls(str(exc))
+    return mask_urls(f"unexpected {type(exc).__name__}: {exc}")
 
 
 def _send(notifier: Notifier, channel: str, ctx: AlertContext, message: Notification) -> str:
@@ -85,22 +117,24 @@ def deliver_alerts(
             row = store.claim(conn, alert_id)
             if row is None:
                 continue  # sent meanwhile, or another run holds it
-            message = build_notification(
-                ctx,
-                period=period,
-                threshold=row.threshold,
-                quantity=row.quantity,
-                limit=row.limit_quantity,
-                percent=row.usage_percent,
-                audience="admin" if row.channel == ADMIN_EMAIL else "tenant",
-            )
             try:
+                message = build_notification(
+                    ctx,
+                    period=period,
+                    threshold=row.threshold,
+                    quantity=row.quantity,
+                    limit=row.limit_quantity,
+                    percent=row.usage_percent,
+                    audience="admin" if row.channel == ADMIN_EMAIL else "tenant",
+                )
                 detail = _send(notifier, row.channel, ctx, message)
                 status = "sent"
             except ChannelNotConfigured as exc:
                 status, detail = "skipped", str(exc)
-            except DeliveryError as exc:
-                status, detail = "failed", str(exc)
+            except Exception as exc:  # every failure is an attempt (module docstring)
+                status, detail = "failed", failure_detail(exc)
+                if row.attempts + 1 >= max_attempts:
+                    detail = f"gave up after {row.attempts + 1} attempts: {detail}"
             store.mark(conn, row.alert_id, status, detail)
         report.deliveries.append(Delivery(row.alert_id, row.threshold, row.channel, status, detail))
     return report

@@ -181,7 +181,8 @@ def claim(conn: Connection, alert_id: int) -> Row | None:
     return conn.execute(
         text(
             """
-            select alert_id, threshold, channel, quantity, limit_quantity, usage_percent
+            select alert_id, threshold, channel, quantity, limit_quantity, usage_percent,
+                   attempts
             from meterline.alerts
             where alert_id = :id and delivery_status in ('pending', 'failed')
             for update skip locked
