@@ -6,8 +6,10 @@ re-sends failed deliveries and never repeats a sent one. Every exception a deliv
 is an attempt: a :class:`DeliveryError` and anything unexpected (a channel's bug, a library
 error it did not wrap) are both recorded as ``failed`` with the error's type and message
 (URLs reduced to their origin), so the attempt count - and with it the retry's run key -
-moves on. A delivery is tried at most :data:`MAX_DELIVERY_ATTEMPTS` times; the last failure
-says ``gave up after N attempts`` in ``last_error``. A row still ``pending``
+moves on. The attempt is counted before the send, in its own transaction, so even a run killed
+while sending moves it on (``last_error`` then says the attempt did not finish). A delivery
+is tried at most :data:`MAX_DELIVERY_ATTEMPTS` times; the last failure says ``gave up after
+N attempts`` in ``last_error``. A row still ``pending``
 :data:`STALE_PENDING_SECONDS` after firing (its run never delivered) is due for a retry too.
 """
 
@@ -99,7 +101,8 @@ def deliver_alerts(
     max_attempts: int = MAX_DELIVERY_ATTEMPTS,
 ) -> DeliveryReport:
     """Send every notified row of this tenant/meter/period (optionally only ``thresholds``)
-    that is not yet ``sent``: each row is locked, sent and marked in one transaction."""
+    that is not yet ``sent``: each attempt is counted first (committed), then the row is
+    locked, sent and marked in one transaction."""
     ids = store.deliverable_ids(
         engine,
         tenant_id=tenant_id,
@@ -113,6 +116,9 @@ def deliver_alerts(
         return report
     ctx = alert_context(engine, tenant_id, meter)
     for alert_id in ids:
+        attempt = store.start_attempt(engine, alert_id)
+        if attempt is None:
+            continue  # sent meanwhile, or another run holds it
         with engine.begin() as conn:
             row = store.claim(conn, alert_id)
             if row is None:
@@ -133,8 +139,8 @@ def deliver_alerts(
                 status, detail = "skipped", str(exc)
             except Exception as exc:  # every failure is an attempt (module docstring)
                 status, detail = "failed", failure_detail(exc)
-                if row.attempts + 1 >= max_attempts:
-                    detail = f"gave up after {row.attempts + 1} attempts: {detail}"
+                if attempt >= max_attempts:
+                    detail = f"gave up after {attempt} attempts: {detail}"
             store.mark(conn, row.alert_id, status, detail)
         report.deliveries.append(Delivery(row.alert_id, row.threshold, row.channel, status, detail))
     return report

@@ -119,3 +119,32 @@ def test_a_channel_that_always_fails_is_given_up_visibly_after_max_attempts(
     [listed] = [a for a in list_alerts(db, period) if a.channel == "redis"]
     assert listed.last_error == error  # what `meterline.alerts` shows an operator
     assert deliver(db, notifier, period).deliveries == []  # nothing more is tried
+
+
+@dataclass
+class DyingRedisList:
+    """The process is stopped while this channel sends (SystemExit is not an Exception)."""
+
+    inner: RedisListChannel
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def send(self, message) -> str:
+        raise SystemExit(137)
+
+
+def test_a_run_killed_while_sending_still_moves_the_retry_on(
+    db, redis_client, test_services, setup
+):
+    period, real = setup
+    with pytest.raises(SystemExit):
+        deliver(db, replace(real, redis_list=DyingRedisList(real.redis_list)), period)
+    status, attempts, error = redis_row(db)
+    assert (status, attempts) == ("pending", 1)
+    assert error == "attempt 1 did not finish: the run stopped while sending"
+
+    [retry] = retry_candidates(db, period, stale_pending_seconds=0)
+    assert retry.run_key == f"quota-retry:acme:api_calls:90:{period}:1"  # not ...:0 again
+    deliver(db, real, period)
+    assert redis_row(db) == ("sent", 2, None)
