@@ -87,7 +87,8 @@ def load_batch(
             if sources:
                 try:
                     with conn.transaction():
-                        inserted = copy_insert(cur, (s.payload for s in sources), loaded_at)
+                        payloads = (s.payload for s in sources)
+                        inserted = copy_insert(cur, payloads, loaded_at, empty_first=False)
                 except REFUSED:
                     lines = [line for s in sources for line in split_lines(s)]
                     inserted = _bisect(conn, cur, lines, loaded_at, refused)

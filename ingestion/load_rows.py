@@ -51,10 +51,12 @@ def ensure_temp_table(cur) -> None:
     cur.execute(_TEMP_TABLE)
 
 
-def copy_insert(cur, payloads: Iterable[bytes], loaded_at) -> int:
-    """COPY ``payloads`` into the (emptied) temp table and insert them ``ON CONFLICT DO
-    NOTHING``; the number of rows actually inserted. Run it inside a savepoint."""
-    cur.execute("truncate ml_load_rows")
+def copy_insert(cur, payloads: Iterable[bytes], loaded_at, *, empty_first: bool = True) -> int:
+    """COPY ``payloads`` into the temp table and insert them ``ON CONFLICT DO NOTHING``; the
+    number of rows actually inserted. Run it inside a savepoint. ``empty_first=False`` only
+    for the first statement of a transaction (the table is emptied at every commit)."""
+    if empty_first:
+        cur.execute("truncate ml_load_rows")
     with cur.copy("copy ml_load_rows from stdin") as copy:
         for payload in payloads:
             copy.write(payload)

@@ -174,7 +174,7 @@ def insert_rows(engine: Engine, payloads: Iterable[bytes]) -> int:
         conn = raw.driver_connection
         with conn.cursor() as cur:
             ensure_temp_table(cur)
-            inserted = copy_insert(cur, payloads, clock.now())
+            inserted = copy_insert(cur, payloads, clock.now(), empty_first=False)
         conn.commit()
     except BaseException:
         raw.rollback()
