@@ -2,9 +2,15 @@
 
 Each notified ``meterline.alerts`` row still ``pending`` or ``failed`` is claimed, sent on its
 channel and marked ``sent`` / ``failed`` / ``skipped`` in one transaction, so a retried run
-re-sends failed deliveries and never repeats a sent one. A delivery is tried at most
-:data:`MAX_DELIVERY_ATTEMPTS` times; a row still ``pending`` :data:`STALE_PENDING_SECONDS`
-after firing (its run never delivered) is due for a retry too.
+re-sends failed deliveries and never repeats a sent one. Every exception a delivery raises
+is an attempt: a :class:`DeliveryError` and anything unexpected (a channel's bug, a library
+error it did not wrap) are both recorded as ``failed`` with the error's type and message
+(URLs reduced to their origin), so the attempt count - and with it the retry's run key -
+moves on. The attempt is counted before the send, in its own transaction, so even a run killed
+while sending moves it on (``last_error`` then says the attempt did not finish). A delivery
+is tried at most :data:`MAX_DELIVERY_ATTEMPTS` times; the last failure says ``gave up after
+N attempts`` in ``last_error``. A row still ``pending``
+:data:`STALE_PENDING_SECONDS` after firing (its run never delivered) is due for a retry too.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from alerts.notification import ChannelNotConfigured, DeliveryError, Notificatio
 from alerts.notifier import Notifier
 from alerts.thresholds import ADMIN_EMAIL, EMAIL
 from meterline.core import periods
+from meterline.core.redaction import mask_urls
 
 MAX_DELIVERY_ATTEMPTS = 5
 STALE_PENDING_SECONDS = 300
@@ -48,6 +55,13 @@ class DeliveryReport:
         return [d for d in self.deliveries if d.status == "failed"]
 
 
+def failure_detail(exc: Exception) -> str:
+    """What ``last_error`` says about a failed attempt."""
+    if isinstance(exc, DeliveryError):
+        return mask_urls(str(exc))
+    return mask_urls(f"unexpected {type(exc).__name__}: {exc}")
+
+
 def _send(notifier: Notifier, channel: str, ctx: AlertContext, message: Notification) -> str:
     if channel == EMAIL and not ctx.email:
         raise ChannelNotConfigured(
@@ -67,7 +81,8 @@ def deliver_alerts(
     max_attempts: int = MAX_DELIVERY_ATTEMPTS,
 ) -> DeliveryReport:
     """Send every notified row of this tenant/meter/period (optionally only ``thresholds``)
-    that is not yet ``sent``: each row is locked, sent and marked in one transaction."""
+    that is not yet ``sent``: each attempt is counted first (committed), then the row is
+    locked, sent and marked in one transaction."""
     ids = store.deliverable_ids(
         engine,
         tenant_id=tenant_id,
@@ -81,26 +96,31 @@ def deliver_alerts(
         return report
     ctx = alert_context(engine, tenant_id, meter)
     for alert_id in ids:
+        attempt = store.start_attempt(engine, alert_id)
+        if attempt is None:
+            continue  # sent meanwhile, or another run holds it
         with engine.begin() as conn:
             row = store.claim(conn, alert_id)
             if row is None:
                 continue  # sent meanwhile, or another run holds it
-            message = build_notification(
-                ctx,
-                period=period,
-                threshold=row.threshold,
-                quantity=row.quantity,
-                limit=row.limit_quantity,
-                percent=row.usage_percent,
-                audience="admin" if row.channel == ADMIN_EMAIL else "tenant",
-            )
             try:
+                message = build_notification(
+                    ctx,
+                    period=period,
+                    threshold=row.threshold,
+                    quantity=row.quantity,
+                    limit=row.limit_quantity,
+                    percent=row.usage_percent,
+                    audience="admin" if row.channel == ADMIN_EMAIL else "tenant",
+                )
                 detail = _send(notifier, row.channel, ctx, message)
                 status = "sent"
             except ChannelNotConfigured as exc:
                 status, detail = "skipped", str(exc)
-            except DeliveryError as exc:
-                status, detail = "failed", str(exc)
+            except Exception as exc:  # every failure is an attempt (module docstring)
+                status, detail = "failed", failure_detail(exc)
+                if attempt >= max_attempts:
+                    detail = f"gave up after {attempt} attempts: {detail}"
             store.mark(conn, row.alert_id, status, detail)
         report.deliveries.append(Delivery(row.alert_id, row.threshold, row.channel, status, detail))
     return report

@@ -191,13 +191,38 @@ def claim(conn: Connection, alert_id: int) -> Row | None:
     ).first()
 
 
+def start_attempt(engine: Engine, alert_id: int) -> int | None:
+    """Count one attempt before anything is sent, in its own committed transaction, and
+    leave a ``last_error`` that :func:`mark` replaces when the attempt ends: a run killed
+    while sending still moves the count (and the retry's run key) on, visibly. The attempt's
+    number, or None when the row was sent meanwhile or another run holds it."""
+    with engine.begin() as conn:
+        return conn.execute(
+            text(
+                """
+                update meterline.alerts
+                set attempts = attempts + 1,
+                    last_error = 'attempt ' || (attempts + 1)
+                                 || ' did not finish: the run stopped while sending'
+                where alert_id = (
+                    select alert_id from meterline.alerts
+                    where alert_id = :id and delivery_status in ('pending', 'failed')
+                    for update skip locked)
+                returning attempts
+                """
+            ),
+            {"id": alert_id},
+        ).scalar()
+
+
 def mark(conn: Connection, alert_id: int, status: str, detail: str) -> None:
-    """Record one attempt: ``sent`` (with ``delivered_at``), ``failed`` or ``skipped``."""
+    """End the attempt :func:`start_attempt` counted: ``sent`` (with ``delivered_at``),
+    ``failed`` or ``skipped``."""
     conn.execute(
         text(
             """
             update meterline.alerts
-            set delivery_status = :status, attempts = attempts + 1,
+            set delivery_status = :status,
                 last_error = case when :status = 'sent' then null else :detail end,
                 delivered_at = case when :status = 'sent' then now() else delivered_at end
             where alert_id = :id

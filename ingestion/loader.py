@@ -7,20 +7,25 @@ COPY-ready rows. :func:`load_stream` drains them with the consumer group ``loade
    (a crashed run) with XAUTOCLAIM, then re-read this consumer's own pending entries;
 2. read new entries with XREADGROUP in bounded batches (about ``batch_size`` rows);
 3. COPY the rows into a temporary table and ``INSERT ... ON CONFLICT (tenant_id, event_id)
-   DO NOTHING`` into ``raw.usage_events``; commit;
-4. only then XACK and XDEL the entries (deleting exactly the acknowledged ids, so nothing
+   DO NOTHING`` into ``raw.usage_events``; a row Postgres refuses (or a malformed entry)
+   goes to ``raw.usage_dead_letters`` with the reason instead, in the same transaction
+   (:mod:`ingestion.load_batch`); commit;
+4. only then XDEL the entries and XACK them (exactly the loaded ids, so nothing
    unacknowledged is ever trimmed).
 
 A crash before the commit leaves the entries pending and Postgres untouched; a crash after the
-commit and before the XACK leaves them pending too, and the next run inserts nothing new for
-them (the primary key turns them into ``duplicates_skipped``) before acknowledging. Either
-way, once the next run finishes every event is in Postgres exactly once.
+commit and before the XDEL leaves them pending too, and the next run inserts nothing new for
+them (the primary key turns them into ``duplicates_skipped``) before acknowledging. A crash
+between XDEL and XACK leaves pending ids whose data is gone: the next run reads them back
+empty and acknowledges them. (The other order would leave acknowledged entries in the stream
+that no consumer is ever given again.) Either way, once the next run finishes every event is
+in Postgres exactly once and the stream and its pending list are empty.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,28 +33,11 @@ from redis.exceptions import ResponseError
 from sqlalchemy import Engine, text
 
 from ingestion import keys
+from ingestion.load_batch import CrashHook, Source, load_batch
+from ingestion.load_rows import Line, copy_insert, ensure_temp_table
 from meterline.core import clock
 
-CrashHook = Callable[[str], None]
 STREAMS_PER_READ = 64
-
-_TEMP_TABLE = """
-create temp table if not exists ml_load_rows (
-    tenant_id text, event_id text, meter text, value numeric,
-    occurred_us bigint, dimensions jsonb, received_us bigint
-) on commit delete rows
-"""
-_INSERT = """
-insert into raw.usage_events
-    (tenant_id, event_id, meter, value, occurred_at, dimensions, received_at, loaded_at)
-select tenant_id, event_id, meter, value,
-       timestamptz 'epoch' + occurred_us * interval '1 microsecond',
-       dimensions,
-       timestamptz 'epoch' + received_us * interval '1 microsecond',
-       %(loaded_at)s
-from ml_load_rows
-on conflict (tenant_id, event_id) do nothing
-"""
 
 
 @dataclass
@@ -60,13 +48,14 @@ class LoadStats:
     batches: int = 0
     streams: int = 0
     reclaimed: int = 0
+    dead_lettered: int = 0  # rows (or malformed entries) set aside in raw.usage_dead_letters
     lag_seconds: float = 0.0  # worst delay stream append -> Postgres commit among loaded rows
     oldest_pending_seconds: float = 0.0  # age of the oldest entry still in a stream afterwards
     elapsed_seconds: float = 0.0
 
     @property
     def rows_per_second(self) -> float:
-        rows = self.rows_loaded + self.duplicates_skipped
+        rows = self.rows_loaded + self.duplicates_skipped + self.dead_lettered
         return rows / self.elapsed_seconds if self.elapsed_seconds else 0.0
 
 
@@ -121,15 +110,34 @@ def _reclaim(redis, streams: list[str], consumer: str, idle_ms: int) -> int:
                     break
                 raise
             start = _text(reply[0])
-            claimed += len(reply[1])
+            # Redis >= 7 also returns (and drops from the pending list) the ids whose data a
+            # crashed run had already deleted; Redis 6.2 claims them and we acknowledge them.
+            claimed += len(reply[1]) + (len(reply[2]) if len(reply) > 2 else 0)
             if start == "0-0":
                 break
     return claimed
 
 
+def _field(fields, name: str):
+    return fields.get(name.encode(), fields.get(name))
+
+
+def _row_count(fields, payload: bytes) -> int:
+    """The entry's ``n`` (rows), or its line count when ``n`` is missing or not a number."""
+    try:
+        return int(_field(fields, "n"))
+    except (TypeError, ValueError):
+        return payload.count(b"\n")
+
+
+def _describe_fields(fields) -> bytes:
+    return repr({_text(k): v for k, v in fields.items()}).encode()
+
+
 class _Batch:
     def __init__(self) -> None:
-        self.payloads: list[bytes] = []
+        self.sources: list[Source] = []
+        self.malformed: list[tuple[Line, str]] = []
         self.rows = 0
         self.entries: dict[str, list[str]] = {}
         self.oldest_ms: int | None = None
@@ -141,36 +149,32 @@ class _Batch:
             self.oldest_ms = ms
         if not fields:  # pending entry whose data was deleted: acknowledge it, nothing to load
             return
-        payload = fields.get(b"rows", fields.get("rows"))
+        payload = _field(fields, "rows")
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if not isinstance(payload, bytes):
+            names = ", ".join(sorted(_text(k) for k in fields))
+            reason = f"stream entry has no 'rows' field (fields: {names})"
+            self.malformed.append((Line(stream, entry_id, 0, _describe_fields(fields)), reason))
+            return
         if payload:
-            if isinstance(payload, str):
-                payload = payload.encode()
-            self.payloads.append(payload)
-            self.rows += int(fields.get(b"n", fields.get("n", 0)))
+            self.sources.append(Source(stream, entry_id, payload))
+            self.rows += _row_count(fields, payload)
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self.entries.values())
 
 
-def insert_rows(
-    engine: Engine, payloads: Iterable[bytes], crash_hook: CrashHook | None = None
-) -> int:
-    """COPY COPY-text rows into a temp table, insert them into ``raw.usage_events`` with
-    ``ON CONFLICT DO NOTHING`` and commit. Returns the number of rows actually inserted."""
+def insert_rows(engine: Engine, payloads: Iterable[bytes]) -> int:
+    """COPY COPY-text rows into ``raw.usage_events`` (``ON CONFLICT DO NOTHING``) and commit;
+    the number of rows actually inserted. For rows already validated (the importer): a row
+    Postgres refuses fails the whole call."""
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
         with conn.cursor() as cur:
-            cur.execute(_TEMP_TABLE)
-            with cur.copy("copy ml_load_rows from stdin") as copy:
-                for payload in payloads:
-                    copy.write(payload)
-            # loaded_at is a business instant (usage loaded after an invoice's cutoff is late
-            # usage), so it comes from Meterline's clock, like the cutoff it is compared with.
-            cur.execute(_INSERT, {"loaded_at": clock.now()})
-            inserted = cur.rowcount
-        if crash_hook:
-            crash_hook("before_commit")
+            ensure_temp_table(cur)
+            inserted = copy_insert(cur, payloads, clock.now(), empty_first=False)
         conn.commit()
     except BaseException:
         raw.rollback()
@@ -183,23 +187,32 @@ def insert_rows(
 def _flush(redis, engine: Engine, batch: _Batch, stats: LoadStats, crash_hook: CrashHook | None):
     if not batch.entries:
         return
-    inserted = insert_rows(engine, batch.payloads, crash_hook) if batch.payloads else 0
+    result = load_batch(engine, batch.sources, batch.malformed, crash_hook)
     if crash_hook:
         crash_hook("after_commit")
     committed = _redis_seconds(redis)  # stream ids carry Redis's clock: compare like with like
-    pipe = redis.pipeline(transaction=False)
-    for stream, ids in batch.entries.items():
-        for i in range(0, len(ids), 1000):
-            chunk = ids[i : i + 1000]
-            pipe.xack(stream, keys.GROUP, *chunk)
-            pipe.xdel(stream, *chunk)
-    pipe.execute()
-    stats.rows_loaded += inserted
-    stats.duplicates_skipped += batch.rows - inserted
+    # XDEL before XACK: a crash in between leaves pending ids without data, which the next
+    # run reads back empty and acknowledges; acknowledged-but-undeleted entries would stay.
+    _for_each_chunk(redis, batch, lambda pipe, stream, ids: pipe.xdel(stream, *ids))
+    if crash_hook:
+        crash_hook("after_delete")
+    _for_each_chunk(redis, batch, lambda pipe, stream, ids: pipe.xack(stream, keys.GROUP, *ids))
+    stats.rows_loaded += result.inserted
+    stats.dead_lettered += result.dead_lettered
+    refused_rows = result.dead_lettered - len(batch.malformed)
+    stats.duplicates_skipped += max(0, batch.rows - result.inserted - refused_rows)
     stats.entries_acked += len(batch)
     stats.batches += 1
     if batch.oldest_ms is not None:
         stats.lag_seconds = max(stats.lag_seconds, committed - batch.oldest_ms / 1000)
+
+
+def _for_each_chunk(redis, batch: _Batch, command) -> None:
+    pipe = redis.pipeline(transaction=False)
+    for stream, ids in batch.entries.items():
+        for i in range(0, len(ids), 1000):
+            command(pipe, stream, ids[i : i + 1000])
+    pipe.execute()
 
 
 def _drain(
@@ -264,8 +277,8 @@ def load_stream(
 
     ``max_entries`` bounds the stream entries handled in this run (None: until drained).
     ``tenants`` limits the run to those tenants' streams. ``crash_hook(stage)`` is called
-    with ``"before_commit"`` and ``"after_commit"``; tests raise or exit there to simulate a
-    crash at that point.
+    with ``"before_commit"``, ``"after_commit"`` and ``"after_delete"`` (between XDEL and
+    XACK); tests raise or exit there to simulate a crash at that point.
     """
     started = time.perf_counter()
     stats = LoadStats()

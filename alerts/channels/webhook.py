@@ -20,12 +20,12 @@ sessions, so a receiver that holds it can verify alerts and nothing more.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
 from alerts.notification import ChannelNotConfigured, DeliveryError, Notification, NotifyConfigError
 from meterline.core import clock
+from meterline.core.redaction import url_origin
 from meterline.core.secrets import WEBHOOK_SECRET_PREFIX
 
 ID_HEADER = "webhook-id"
@@ -53,17 +53,6 @@ def signature_headers(secrets: tuple[str, ...] | list[str], msg_id: str, body: b
     }
 
 
-def masked(url: str | None) -> str:
-    """``scheme://host[:port]`` of a webhook URL: its path and query often are the secret
-    (Slack's ``/services/T.../B.../<token>``), so errors and summaries show only this."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}/…"
-
-
 @dataclass(frozen=True)
 class WebhookChannel:
     """Signed ``POST`` to ``url``; without a ``url`` every send is skipped."""
@@ -85,7 +74,7 @@ class WebhookChannel:
             )
 
     def describe(self) -> str:
-        return masked(self.url) or "not configured (ALERT_WEBHOOK_URL unset)"
+        return url_origin(self.url) or "not configured (ALERT_WEBHOOK_URL unset)"
 
     def send(self, message: Notification) -> str:
         if not self.url:
@@ -98,7 +87,7 @@ class WebhookChannel:
             "User-Agent": "meterline-alerts/2",
             **signature_headers(self.secrets, message.key, body),
         }
-        where = masked(self.url)
+        where = url_origin(self.url)
         try:
             response = httpx.post(self.url, content=body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:

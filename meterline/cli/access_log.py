@@ -8,20 +8,9 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 from typing import Any
 
-SECRET_PARAMS = ("key", "sig", "token", "code", "access_token", "api_key", "password", "secret")
-REDACTED = "[redacted]"
-_QUERY = re.compile(r"(?i)([?&;](?:" + "|".join(SECRET_PARAMS) + r")=)[^&;#\s\"']*")
-_AUTHORIZATION = re.compile(
-    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic)\s+)?[^\s\"',}]+"
-)
-
-
-def redact(text: str) -> str:
-    """``text`` with the values of secret query parameters and Authorization redacted."""
-    return _AUTHORIZATION.sub(r"\1" + REDACTED, _QUERY.sub(r"\1" + REDACTED, text))
+from meterline.core.redaction import redact
 
 
 class RedactSecrets(logging.Filter):

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from meterline.cli import billing_cmd, catalog_cmd, imports_cmd, serve_cmd
+from meterline.cli.dead_letters_cmd import dead_letters_app
 from meterline.cli.services_cmd import services_app
 from meterline.cli.tenants_cmd import tenants_app
 
@@ -26,6 +27,7 @@ app.add_typer(catalog_cmd.catalog_app, name="catalog")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(imports_cmd.costs_app, name="costs")
 app.add_typer(billing_cmd.pipeline_app, name="pipeline")
+app.add_typer(dead_letters_app, name="dead-letters")
 app.command()(catalog_cmd.migrate)
 app.command("import")(imports_cmd.import_cmd)
 app.command()(billing_cmd.invoice)

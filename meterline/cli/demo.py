@@ -24,8 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from meterline.cli import demo_data as data
-from meterline.cli.url_redaction import url_origin, without_password
 from meterline.core import clock, periods
+from meterline.core.redaction import url_origin, without_password
 
 HISTORY_MONTHS = 2
 LIVE_BATCH = 1000

@@ -89,8 +89,8 @@ def notify_quota_threshold(
     if report.failed:
         raise dg.Failure(
             description=(
-                f"{len(report.failed)} delivery(ies) failed and will be retried by "
-                "quota_threshold_sensor: "
+                f"{len(report.failed)} delivery(ies) failed: each is retried by "
+                "quota_threshold_sensor until it gives up after its last attempt: "
                 + "; ".join(f"{d.channel}: {d.detail}" for d in report.failed)
             ),
             metadata=metadata,

@@ -39,18 +39,32 @@ control_tables = [
     ),
     description=(
         "Raw usage events, drained from the Redis stream with a consumer group: COPY, "
-        "insert ON CONFLICT DO NOTHING on (tenant_id, event_id), commit, then XACK. "
-        "Exactly once in Postgres, even when a run crashes and is retried."
+        "insert ON CONFLICT DO NOTHING on (tenant_id, event_id), commit, then XDEL + XACK. "
+        "Exactly once in Postgres, even when a run crashes and is retried. A row Postgres "
+        "refuses goes to raw.usage_dead_letters (metadata dead_lettered, "
+        "dead_letters_waiting; `meterline dead-letters list`) and never blocks the others."
     ),
 )
-def usage_events(redis: RedisResource, postgres: PostgresResource) -> dg.MaterializeResult:
+def usage_events(
+    context: dg.AssetExecutionContext, redis: RedisResource, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    from ingestion.dead_letters import count_dead_letters
     from ingestion.loader import load_stream
 
-    stats = load_stream(redis.client(), postgres.engine(), prefix=redis.prefix)
+    engine = postgres.engine()
+    stats = load_stream(redis.client(), engine, prefix=redis.prefix)
+    waiting = count_dead_letters(engine)
+    if stats.dead_lettered:
+        context.log.warning(
+            f"{stats.dead_lettered} row(s) could not be loaded and were set aside in "
+            "raw.usage_dead_letters: see `meterline dead-letters list`"
+        )
     return dg.MaterializeResult(
         metadata={
             "rows_loaded": dg.MetadataValue.int(stats.rows_loaded),
             "duplicates_skipped": dg.MetadataValue.int(stats.duplicates_skipped),
+            "dead_lettered": dg.MetadataValue.int(stats.dead_lettered),
+            "dead_letters_waiting": dg.MetadataValue.int(waiting),
             "lag_seconds": dg.MetadataValue.float(float(stats.lag_seconds or 0)),
             "oldest_pending_seconds": dg.MetadataValue.float(
                 float(stats.oldest_pending_seconds or 0)

@@ -102,7 +102,7 @@ def test_mint_admin_link_has_a_fresh_code_and_needs_a_positive_ttl():
 
 
 def test_demo_psql_line_carries_no_password():
-    from meterline.cli.url_redaction import without_password as _without_password
+    from meterline.core.redaction import without_password as _without_password
 
     assert (
         _without_password("postgresql://meterline:s3cret@db.example:5432/meterline")
