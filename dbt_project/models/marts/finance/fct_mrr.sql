@@ -13,20 +13,8 @@ tenants as (
     select * from {{ ref('stg_meterline__tenants') }}
 ),
 
-spans as (
-    select tenant_id, min(month_start) as first_month_start
-    from tenant_months
-    group by tenant_id
-),
-
 spine as (
-    select
-        spans.tenant_id,
-        (series.month_start at time zone 'UTC')::date as month
-    from spans
-    cross join lateral generate_series(
-        spans.first_month_start, {{ as_of_month_start() }}, interval '1 month'
-    ) as series (month_start)
+    {{ month_spine('tenant_months', 'tenant_id', 'month_start') }}
 ),
 
 measured as (

@@ -7,20 +7,8 @@ with mrr as (
     select * from {{ ref('fct_mrr') }}
 ),
 
-bounds as (
-    select currency, min(month) as first_month
-    from mrr
-    group by currency
-),
-
 months as (
-    select
-        bounds.currency,
-        (series.month_start at time zone 'UTC')::date as month
-    from bounds
-    cross join lateral generate_series(
-        bounds.first_month::timestamp at time zone 'UTC', {{ as_of_month_start() }}, interval '1 month'
-    ) as series (month_start)
+    {{ month_spine('mrr', 'currency', "month::timestamp at time zone 'UTC'") }}
 ),
 
 movements as (
