@@ -5,13 +5,10 @@
     paying month carries the churn (the synthetic churn month). Months where the tenant had no
     MRR before or after (free plan, long gone) are not movements and are left out. -#}
 
-with tenant_months as (
-    select * from {{ ref('int_tenant_months_summarized') }}
-),
+with
 
-tenants as (
-    select * from {{ ref('stg_meterline__tenants') }}
-),
+tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
+tenants as (select * from {{ ref('stg_meterline__tenants') }}),
 
 spine as (
     {{ month_spine('tenant_months', 'tenant_id', 'month_start') }}

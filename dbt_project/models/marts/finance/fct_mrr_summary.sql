@@ -3,9 +3,9 @@
     so the bridge is a plain sum. Every month from the first MRR month to the month of as_of
     has a row, and a month's starting MRR is the previous month's ending MRR. -#}
 
-with mrr as (
-    select * from {{ ref('fct_mrr') }}
-),
+with
+
+mrr as (select * from {{ ref('fct_mrr') }}),
 
 months as (
     {{ month_spine('mrr', 'currency', "month::timestamp at time zone 'UTC'") }}

@@ -18,9 +18,7 @@
 
 with
 
-meters as (
-    select * from {{ ref('stg_meterline__meters') }}
-),
+meters as (select * from {{ ref('stg_meterline__meters') }}),
 
 {% if is_incremental() -%}
 changed_days as (
@@ -35,13 +33,8 @@ unique_values as (
     {{ rows_in_periods(ref('int_usage_values_deduplicated'), 'hour', 'day', 'changed_days') }}
 ),
 {%- else -%}
-hourly as (
-    select * from {{ ref('fct_usage_hourly') }}
-),
-
-unique_values as (
-    select * from {{ ref('int_usage_values_deduplicated') }}
-),
+hourly as (select * from {{ ref('fct_usage_hourly') }}),
+unique_values as (select * from {{ ref('int_usage_values_deduplicated') }}),
 {%- endif %}
 
 final as (

@@ -19,9 +19,7 @@
 
 with
 
-meters as (
-    select * from {{ ref('stg_meterline__meters') }}
-),
+meters as (select * from {{ ref('stg_meterline__meters') }}),
 
 {% if is_incremental() -%}
 changed_months as (
@@ -36,13 +34,8 @@ unique_values as (
     {{ rows_in_periods(ref('int_usage_values_deduplicated'), 'hour', 'month', 'changed_months') }}
 ),
 {%- else -%}
-daily as (
-    select * from {{ ref('fct_usage_daily') }}
-),
-
-unique_values as (
-    select * from {{ ref('int_usage_values_deduplicated') }}
-),
+daily as (select * from {{ ref('fct_usage_daily') }}),
+unique_values as (select * from {{ ref('int_usage_values_deduplicated') }}),
 {%- endif %}
 
 final as (
