@@ -45,3 +45,26 @@
     ) }}
     {%- endif %}
 {%- endmacro %}
+
+{#-
+  The rows of `relation` whose `time_column` lies in one of the `grain` periods ('hour', 'day',
+  'month') listed in `periods` (the name of a CTE holding usage_changed_periods(grain)), read
+  with one index range scan per period: the lateral join, kept by `offset 0`, stops the planner
+  from scanning or hashing the whole table. A date `time_column` (fct_usage_daily.day) is
+  compared with the periods' UTC dates, so that its index serves too.
+-#}
+{% macro rows_in_periods(relation, time_column, grain, periods, date_column=false) -%}
+    {%- set period_start = 'c.period_start' -%}
+    {%- set period_end = "c.period_start + interval '1 " ~ grain ~ "'" -%}
+    {%- if date_column -%}
+        {%- set period_start = "(" ~ period_start ~ " at time zone 'UTC')::date" -%}
+        {%- set period_end = "((" ~ period_end ~ ") at time zone 'UTC')::date" -%}
+    {%- endif %}
+    select r.*
+    from {{ periods }} as c
+    cross join lateral (
+        select * from {{ relation }}
+        where {{ time_column }} >= {{ period_start }} and {{ time_column }} < {{ period_end }}
+        offset 0  -- keep the lateral: one index range scan per changed period
+    ) as r
+{%- endmacro %}

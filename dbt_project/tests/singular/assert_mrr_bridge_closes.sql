@@ -4,24 +4,18 @@
 -- And, computed independently of fct_mrr and its formula: each month's ending MRR equals the
 -- monthly base fees of the plans in force at the month's last instant, read straight from the
 -- plan history (the view meterline.plan_in_force) and the catalog.
-with summary as (
+with
+
+subscriptions as (select * from {{ ref('stg_meterline__subscriptions') }}),
+plans as (select * from {{ ref('stg_meterline__plans') }}),
+currencies as (select * from {{ ref('currencies') }}),
+
+summary as (
     select
         *,
         lag(ending) over (partition by currency order by month) as previous_ending,
         lag(month) over (partition by currency order by month) as previous_month
     from {{ ref('fct_mrr_summary') }}
-),
-
-subscriptions as (
-    select * from {{ ref('stg_meterline__subscriptions') }}
-),
-
-plans as (
-    select * from {{ ref('stg_meterline__plans') }}
-),
-
-currencies as (
-    select * from {{ ref('currencies') }}
 ),
 
 in_force_at_month_end as (

@@ -7,9 +7,9 @@
 {%- set min_date = var('min_date', none) -%}
 {%- set max_date = var('max_date', none) -%}
 
-with meters as (
-    select * from {{ ref('stg_meterline__meters') }}
-),
+with
+
+meters as (select * from {{ ref('stg_meterline__meters') }}),
 
 {% if min_date and max_date -%}
 window_hours as (

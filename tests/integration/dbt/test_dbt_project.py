@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from meterline.core.dbt_runner import dbt_build, dbt_command
+from meterline.core.dbt_runner import DbtError, dbt_build, dbt_command
 from meterline.core.tenants import cancel_tenant, create_tenant, set_plan
 
 MARTS = (
@@ -347,3 +347,149 @@ def test_seed_pricing_mrr_bridge_allocation_and_docs(db, dbt_target):
     exposures = {e["name"] for e in manifest["exposures"].values()}
     assert {"usage_dashboard", "stripe_invoices", "invoice_reconciliation"} <= exposures
     assert "model.meterline.fct_invoice_lines" in catalog["nodes"]
+
+
+INVOICE_CHECK = "assert_invoice_totals_match_independent_rating"
+# A plan priced with every pricing model (and a 'last' and a 'count' meter), and a JPY plan.
+EXTRA_CATALOG = """
+insert into meterline.meters (meter, aggregation, unit) values
+    ('gauge', 'last', 'units'), ('requests', 'count', 'requests');
+insert into meterline.plans (plan_id, name, base_fee, currency) values
+    ('mix', 'Mix', 49.99, 'USD'), ('yen', 'Yen', 3333, 'JPY');
+insert into meterline.plan_meters (plan_id, meter, pricing_model, included_quantity, package_size)
+values
+    ('mix', 'api_calls', 'volume', 100, null),
+    ('mix', 'bandwidth_gb', 'package', 0, 10),
+    ('mix', 'compute_seconds', 'flat', 50, null),
+    ('mix', 'storage_gb', 'graduated', 1, null),
+    ('mix', 'gauge', 'graduated', 0, null),
+    ('mix', 'requests', 'volume', 0, null),
+    ('mix', 'active_users', 'package', 2, 3),
+    ('yen', 'api_calls', 'graduated', 0, null);
+insert into meterline.price_tiers (plan_id, meter, tier_index, up_to, unit_price, flat_fee) values
+    ('mix', 'api_calls', 0, 1000, 0.01, 1.5),
+    ('mix', 'api_calls', 1, null, 0.005, 2.25),
+    ('mix', 'bandwidth_gb', 0, null, 1.25, 0),
+    ('mix', 'compute_seconds', 0, null, 0, 7.77),
+    ('mix', 'storage_gb', 0, 10, 0.333333, 0.5),
+    ('mix', 'storage_gb', 1, null, 0.2, 1.005),
+    ('mix', 'gauge', 0, 5, 0.015, 0),
+    ('mix', 'gauge', 1, null, 0.0025, 0.1),
+    ('mix', 'requests', 0, 3, 0.5, 0),
+    ('mix', 'requests', 1, null, 0.25, 0.005),
+    ('mix', 'active_users', 0, null, 2.5, 0),
+    ('yen', 'api_calls', 0, 10, 0.5, 0),
+    ('yen', 'api_calls', 1, null, 0.75, 3);
+"""
+
+
+def invoice_check_failures(engine, dbt_target: Path) -> set[tuple]:
+    """The rows the invoice check returns, from the SQL dbt last compiled for it."""
+    compiled = dbt_target / "compiled" / "meterline" / "tests" / "singular" / f"{INVOICE_CHECK}.sql"
+    with engine.connect() as conn:
+        rows = conn.execute(text(compiled.read_text())).mappings().all()
+    return {
+        (r["problem"], r["tenant_id"], r["month"], r["total_amount"], r["expected_total_amount"])
+        for r in rows
+    }
+
+
+def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(db, dbt_target):
+    url = db.url.render_as_string(hide_password=False)
+    now = datetime.now(UTC)
+    month = month_start(now, 1)
+    with db.begin() as conn:
+        conn.execute(text(EXTRA_CATALOG))
+    create_tenant(db, "mixer", "starter", at=month_start(now, 3))
+    set_plan(db, "mixer", "mix", at=month + timedelta(days=10, hours=13))  # prorated base fee
+    create_tenant(db, "jp", "yen", currency="JPY", at=month_start(now, 2) + timedelta(days=17))
+    create_tenant(db, "big", "payg", at=month_start(now, 3))
+    cancel_tenant(db, "big", at=month + timedelta(days=20))  # usage rated on its last plan
+    ev = Events("i")
+    for i in range(12):
+        at = month + timedelta(days=i, hours=i)
+        ev.add("mixer", "api_calls", Decimal("1028.875"), at)
+        ev.add("mixer", "bandwidth_gb", Decimal("1.9"), at)
+        ev.add("mixer", "compute_seconds", 5, at)
+        ev.add("mixer", "storage_gb", 3 * i % 17, at)
+        ev.add("mixer", "gauge", 20 - i, at)  # the last value (9) counts, not the peak
+        ev.add("mixer", "requests", 1, at)
+        ev.add("mixer", "active_users", 1, at, user=f"u{i % 7}")
+        ev.add("jp", "api_calls", Decimal("102.9"), at)
+    for value, hours in ((50, 1), (150, 40), (120, 300)):
+        ev.add("big", "storage_gb", value, month + timedelta(hours=hours))
+    ev.add("big", "api_calls", 150_000, month + timedelta(days=2))
+    ev.add("mixer", "requests", 1, now - timedelta(hours=1))
+    ev.load(db)
+
+    # correct data: the whole build passes, the check included
+    dbt_build(url, "--full-refresh", target_path=dbt_target)
+    with db.connect() as conn:
+        charged = {
+            (r.tenant_id, r.meter)
+            for r in conn.execute(
+                text("select * from analytics.fct_invoice_lines where month = :m and amount > 0"),
+                {"m": month.date()},
+            )
+        }
+    mix_meters = ("api_calls", "bandwidth_gb", "compute_seconds", "storage_gb", "gauge", "requests")
+    assert {("mixer", m) for m in (*mix_meters, "active_users")} <= charged  # every pricing model
+    assert {("jp", "api_calls"), ("big", "storage_gb"), ("big", "api_calls")} <= charged
+
+    # 1. the catalog's price no longer is the price invoiced: the check names that invoice
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "update meterline.price_tiers set unit_price = 0.006 "
+                "where plan_id = 'mix' and meter = 'api_calls' and tier_index = 1"
+            )
+        )
+    with pytest.raises(DbtError, match=INVOICE_CHECK):
+        dbt_command(url, "test", "--select", INVOICE_CHECK, target_path=dbt_target)
+    failures = invoice_check_failures(db, dbt_target)
+    assert {(f[1], f[2]) for f in failures} == {("mixer", month.date())}
+    # 12 * 1028.875 - 100 included = 12246.5 calls, 0.001 more each: $12.2465 -> 1225 cents
+    assert [f[4] - f[3] for f in failures] == [1225]
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "update meterline.price_tiers set unit_price = 0.005 "
+                "where plan_id = 'mix' and meter = 'api_calls' and tier_index = 1"
+            )
+        )
+
+    # 2. a rollup that lost usage (a 150 GB peak read as 50), carried through the invoice models:
+    #    the invoice still equals the sum of its lines, yet the check fails on it
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "update analytics.fct_usage_monthly set quantity = quantity - 100 "
+                "where tenant_id = 'big' and meter = 'storage_gb' and month = :m"
+            ),
+            {"m": month.date()},
+        )
+    dbt_command(
+        url,
+        "run",
+        "--select",
+        "int_usage_months_rated",
+        "fct_invoice_lines",
+        "fct_invoices",
+        target_path=dbt_target,
+    )
+    with db.connect() as conn:
+        total, lines_total = conn.execute(
+            text(
+                "select i.total_amount, (select sum(amount) from analytics.fct_invoice_lines l "
+                "where l.tenant_id = i.tenant_id and l.month = i.month) "
+                "from analytics.fct_invoices i where tenant_id = 'big' and month = :m"
+            ),
+            {"m": month.date()},
+        ).one()
+    assert total == lines_total
+    with pytest.raises(DbtError, match=INVOICE_CHECK):
+        dbt_command(url, "test", "--select", INVOICE_CHECK, target_path=dbt_target)
+    failures = invoice_check_failures(db, dbt_target)
+    assert {(f[1], f[2]) for f in failures} == {("big", month.date())}
+    # storage on payg: 150 GB = $31.25, 50 GB = $11.25
+    assert [f[4] - f[3] for f in failures] == [2000]

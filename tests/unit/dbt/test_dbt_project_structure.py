@@ -107,7 +107,7 @@ def test_exposures_and_unit_tests_exist(manifest):
         "assert_usage_rollups_conserve_raw_totals",
         "assert_cost_allocation_sums_to_pool",
         "assert_mrr_bridge_closes",
-        "assert_invoice_total_equals_sum_of_lines",
+        "assert_invoice_totals_match_independent_rating",
     } <= singular
 
 

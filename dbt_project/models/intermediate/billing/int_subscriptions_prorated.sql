@@ -3,13 +3,10 @@
     time: covered seconds / seconds in the month. An open subscription covers the rest of the
     current month (the invoice for a month assumes no further change). -#}
 
-with subscriptions as (
-    select * from {{ ref('stg_meterline__subscriptions') }}
-),
+with
 
-plans as (
-    select * from {{ ref('stg_meterline__plans') }}
-),
+subscriptions as (select * from {{ ref('stg_meterline__subscriptions') }}),
+plans as (select * from {{ ref('stg_meterline__plans') }}),
 
 months as (
     select

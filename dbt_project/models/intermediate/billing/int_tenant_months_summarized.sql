@@ -4,17 +4,11 @@
     i.e. the last plan of the month (for a tenant that canceled during the month: the plan it
     had when it canceled). -#}
 
-with prorated as (
-    select * from {{ ref('int_subscriptions_prorated') }}
-),
+with
 
-tenants as (
-    select * from {{ ref('stg_meterline__tenants') }}
-),
-
-currencies as (
-    select * from {{ ref('currencies') }}
-),
+prorated as (select * from {{ ref('int_subscriptions_prorated') }}),
+tenants as (select * from {{ ref('stg_meterline__tenants') }}),
+currencies as (select * from {{ ref('currencies') }}),
 
 by_month as (
     select

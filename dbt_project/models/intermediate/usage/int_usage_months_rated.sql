@@ -3,17 +3,11 @@
     `amount` is rounded half-up once to the currency's minor unit. Usage in a month without any
     plan is kept with a null plan and no charge. -#}
 
-with usage as (
-    select * from {{ ref('fct_usage_monthly') }}
-),
+with
 
-tenant_months as (
-    select * from {{ ref('int_tenant_months_summarized') }}
-),
-
-plan_meters as (
-    select * from {{ ref('stg_meterline__plan_meters') }}
-),
+usage as (select * from {{ ref('fct_usage_monthly') }}),
+tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
+plan_meters as (select * from {{ ref('stg_meterline__plan_meters') }}),
 
 rated as (
     select

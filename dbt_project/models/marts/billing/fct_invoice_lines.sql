@@ -5,21 +5,12 @@
     Prior-period adjustments ('adjustment:<meter>:<YYYY-MM>') are added by the billing assets
     when usage arrives after an invoice was finalized, not here. -#}
 
-with tenant_months as (
-    select * from {{ ref('int_tenant_months_summarized') }}
-),
+with
 
-rated_usage as (
-    select * from {{ ref('int_usage_months_rated') }}
-),
-
-meters as (
-    select * from {{ ref('stg_meterline__meters') }}
-),
-
-labels as (
-    select * from {{ ref('meter_labels') }}
-),
+tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
+rated_usage as (select * from {{ ref('int_usage_months_rated') }}),
+meters as (select * from {{ ref('stg_meterline__meters') }}),
+labels as (select * from {{ ref('meter_labels') }}),
 
 base_fee_lines as (
     select

@@ -1,13 +1,10 @@
 {#- One row per tenant and month with a plan: the invoice total is the sum of its rounded
     lines (0 with no charged line). `is_closed` is false for the open month (estimate). -#}
 
-with tenant_months as (
-    select * from {{ ref('int_tenant_months_summarized') }}
-),
+with
 
-lines as (
-    select * from {{ ref('fct_invoice_lines') }}
-),
+tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
+lines as (select * from {{ ref('fct_invoice_lines') }}),
 
 totals as (
     select

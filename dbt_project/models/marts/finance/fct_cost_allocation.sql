@@ -7,25 +7,13 @@
     and month (the same on each of the tenant's pool rows; sum allocated_cost, not revenue).
     Margin is null when the pool and the tenant bill in different currencies. -#}
 
-with pools as (
-    select * from {{ ref('stg_raw__infra_costs') }}
-),
+with
 
-currencies as (
-    select * from {{ ref('currencies') }}
-),
-
-tenant_months as (
-    select * from {{ ref('int_tenant_months_summarized') }}
-),
-
-invoices as (
-    select * from {{ ref('fct_invoices') }}
-),
-
-usage as (
-    select * from {{ ref('fct_usage_monthly') }}
-),
+pools as (select * from {{ ref('stg_raw__infra_costs') }}),
+currencies as (select * from {{ ref('currencies') }}),
+tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
+invoices as (select * from {{ ref('fct_invoices') }}),
+usage as (select * from {{ ref('fct_usage_monthly') }}),
 
 candidates as (
     select

@@ -5,28 +5,13 @@
     paying month carries the churn (the synthetic churn month). Months where the tenant had no
     MRR before or after (free plan, long gone) are not movements and are left out. -#}
 
-with tenant_months as (
-    select * from {{ ref('int_tenant_months_summarized') }}
-),
+with
 
-tenants as (
-    select * from {{ ref('stg_meterline__tenants') }}
-),
-
-spans as (
-    select tenant_id, min(month_start) as first_month_start
-    from tenant_months
-    group by tenant_id
-),
+tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
+tenants as (select * from {{ ref('stg_meterline__tenants') }}),
 
 spine as (
-    select
-        spans.tenant_id,
-        (series.month_start at time zone 'UTC')::date as month
-    from spans
-    cross join lateral generate_series(
-        spans.first_month_start, {{ as_of_month_start() }}, interval '1 month'
-    ) as series (month_start)
+    {{ month_spine('tenant_months', 'tenant_id', 'month_start') }}
 ),
 
 measured as (

@@ -3,24 +3,12 @@
     so the bridge is a plain sum. Every month from the first MRR month to the month of as_of
     has a row, and a month's starting MRR is the previous month's ending MRR. -#}
 
-with mrr as (
-    select * from {{ ref('fct_mrr') }}
-),
+with
 
-bounds as (
-    select currency, min(month) as first_month
-    from mrr
-    group by currency
-),
+mrr as (select * from {{ ref('fct_mrr') }}),
 
 months as (
-    select
-        bounds.currency,
-        (series.month_start at time zone 'UTC')::date as month
-    from bounds
-    cross join lateral generate_series(
-        bounds.first_month::timestamp at time zone 'UTC', {{ as_of_month_start() }}, interval '1 month'
-    ) as series (month_start)
+    {{ month_spine('mrr', 'currency', "month::timestamp at time zone 'UTC'") }}
 ),
 
 movements as (

@@ -4,17 +4,11 @@
     status: exceeded when quantity >= limit (> 0), or any usage against a limit of 0;
     warning from quota_warning_percent (default 80 %); ok otherwise or without a limit. -#}
 
-with tenant_months as (
-    select * from {{ ref('int_tenant_months_summarized') }}
-),
+with
 
-plan_meters as (
-    select * from {{ ref('stg_meterline__plan_meters') }}
-),
-
-usage as (
-    select * from {{ ref('fct_usage_monthly') }}
-),
+tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
+plan_meters as (select * from {{ ref('stg_meterline__plan_meters') }}),
+usage as (select * from {{ ref('fct_usage_monthly') }}),
 
 planned as (
     select

@@ -4,13 +4,11 @@
     month; peak, last and unique-count meters are taken as they stand. Each projected line is
     rated with the same rated_amount macro and rounded once, like an invoice line. -#}
 
-with tenants as (
-    select * from {{ ref('stg_meterline__tenants') }}
-),
+with
 
-subscriptions as (
-    select * from {{ ref('stg_meterline__subscriptions') }}
-),
+tenants as (select * from {{ ref('stg_meterline__tenants') }}),
+subscriptions as (select * from {{ ref('stg_meterline__subscriptions') }}),
+meters as (select * from {{ ref('stg_meterline__meters') }}),
 
 tenant_months as (
     select * from {{ ref('int_tenant_months_summarized') }}
@@ -30,10 +28,6 @@ invoices as (
 rated_usage as (
     select * from {{ ref('int_usage_months_rated') }}
     where month = ({{ as_of_month_start() }} at time zone 'UTC')::date
-),
-
-meters as (
-    select * from {{ ref('stg_meterline__meters') }}
 ),
 
 current_plan as (

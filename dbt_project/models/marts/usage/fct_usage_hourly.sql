@@ -55,9 +55,7 @@ events as not materialized (
     from {{ ref('stg_raw__usage_events') }}
 ),
 
-unique_values as (
-    select * from {{ ref('int_usage_values_deduplicated') }}
-),
+unique_values as (select * from {{ ref('int_usage_values_deduplicated') }}),
 {%- endif %}
 
 additive as (

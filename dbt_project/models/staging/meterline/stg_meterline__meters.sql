@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('meterline', 'meters') }}
-),
+with
+
+source as (select * from {{ source('meterline', 'meters') }}),
 
 final as (
     select

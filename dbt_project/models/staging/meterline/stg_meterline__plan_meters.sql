@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('meterline', 'plan_meters') }}
-),
+with
+
+source as (select * from {{ source('meterline', 'plan_meters') }}),
 
 final as (
     select

@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('meterline', 'plans') }}
-),
+with
+
+source as (select * from {{ source('meterline', 'plans') }}),
 
 final as (
     select

@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('meterline', 'price_tiers') }}
-),
+with
+
+source as (select * from {{ source('meterline', 'price_tiers') }}),
 
 final as (
     select

@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('meterline', 'subscriptions') }}
-),
+with
+
+source as (select * from {{ source('meterline', 'subscriptions') }}),
 
 final as (
     select

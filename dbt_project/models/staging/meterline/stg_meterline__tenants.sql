@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('meterline', 'tenants') }}
-),
+with
+
+source as (select * from {{ source('meterline', 'tenants') }}),
 
 final as (
     select

@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('raw', 'counter_snapshots') }}
-),
+with
+
+source as (select * from {{ source('raw', 'counter_snapshots') }}),
 
 final as (
     select

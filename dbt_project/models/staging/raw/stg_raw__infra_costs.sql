@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('raw', 'infra_costs') }}
-),
+with
+
+source as (select * from {{ source('raw', 'infra_costs') }}),
 
 final as (
     select

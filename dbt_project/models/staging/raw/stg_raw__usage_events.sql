@@ -1,6 +1,6 @@
-with source as (
-    select * from {{ source('raw', 'usage_events') }}
-),
+with
+
+source as (select * from {{ source('raw', 'usage_events') }}),
 
 final as (
     select
