@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast ui lint bench services-down clean
+.PHONY: install chromium demo test test-fast ui lint bench services-down clean
 
 install: $(STAMP)
 
@@ -23,8 +23,20 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 demo: install
 	$(BIN)/meterline demo
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest -q
+
+# The dashboard's browser tests drive a headless Chromium (Debian's package; Playwright never
+# downloads a browser). Installed here when missing and this user may (root or passwordless
+# sudo); otherwise the browser tests fail and say how to install it.
+chromium:
+	@if [ -z "$$METERLINE_CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 \
+	    && command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else exit 0; fi; \
+	  echo "==> installing Debian's chromium for the browser tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	    || echo "==> could not install chromium: the browser tests will say what to do"; \
+	fi
 
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit

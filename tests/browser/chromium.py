@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 
-SKIP_REASON = (
-    "browser tests need Chromium: install it with `apt-get install chromium` "
+MISSING = (
+    "the browser tests need Chromium: `make test` installs Debian's chromium when it runs as "
+    "root or with passwordless sudo; otherwise run `sudo apt-get install chromium` "
     "(Debian/Ubuntu) or point METERLINE_CHROMIUM at a Chrome/Chromium binary"
 )
 

@@ -13,14 +13,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import text
 
 from portal.signing import mint_dashboard_link, sign
-from tests.browser.chromium import SKIP_REASON, chromium_path
+from tests.browser.chromium import MISSING, chromium_path
 from tests.browser.dashboard_world import ADMIN_KEY, SECRET_KEY
 
-if chromium_path() is None:  # skip before the fixtures build the marts
-    pytest.skip(SKIP_REASON, allow_module_level=True)
+if chromium_path() is None:  # fail before the fixtures build the marts
+    pytest.fail(MISSING, pytrace=False)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -179,13 +180,9 @@ def test_tenant_page_shows_the_marts_numbers(world, base_url, context):
         assert Decimal(total) == daily.get(meter, 0), meter
     assert page.locator("#trend svg.bars").count() == len(charts) >= 4
     page.click("#trend button[data-days='90']")
-    page.wait_for_function(
-        "document.querySelector('#trend svg title').textContent.includes('90 days')"
-    )
+    expect(page.locator("#trend svg title").first).to_contain_text("90 days")
     page.click("#trend button[data-days='30']")
-    page.wait_for_function(
-        "document.querySelector('#trend svg title').textContent.includes('30 days')"
-    )
+    expect(page.locator("#trend svg title").first).to_contain_text("30 days")
     assert "Acme Corp" in page.inner_text("#who")
     screenshot(page, "dashboard-tenant")
 
@@ -312,7 +309,7 @@ def test_admin_page_sorts_filters_and_links_to_tenant_pages(world, base_url, con
     screenshot(page, "dashboard-admin")
 
     page.select_option("#filters select[name=plan]", "starter")
-    page.wait_for_function("document.querySelectorAll('#tenants tbody tr').length === 1")
+    expect(page.locator("#tenants tbody tr")).to_have_count(1)
     wait_loaded(page)
     assert page.eval_on_selector_all(
         "#tenants tbody tr", "els => els.map(e => e.dataset.tenant)"
@@ -320,11 +317,11 @@ def test_admin_page_sorts_filters_and_links_to_tenant_pages(world, base_url, con
     assert "plan=starter" in page.url
     page.select_option("#filters select[name=plan]", "")
     page.select_option("#filters select[name=status]", "canceled")
-    page.wait_for_function(
-        "[...document.querySelectorAll('#tenants tbody tr')].map(e => e.dataset.tenant).join() === 'umbrella'"
-    )
+    rows = page.locator("#tenants tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-tenant", "umbrella")
     page.select_option("#filters select[name=status]", "")
-    page.wait_for_function("document.querySelectorAll('#tenants tbody tr').length === 5")
+    expect(page.locator("#tenants tbody tr")).to_have_count(5)
     # the link opens that tenant's page through a fresh signed link
     page.click("#tenants a:text-is('acme')")
     page.wait_for_url(base_url + "/dashboard")
