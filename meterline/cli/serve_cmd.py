@@ -28,6 +28,7 @@ def serve(
     """Serve the HTTP API (OpenAPI at /openapi.json)."""
     import uvicorn
 
+    from ingestion.ratelimit import EventBudget
     from meterline.cli.access_log import serve_log_config
     from meterline.core.secrets import secret_key
     from meterline.server import catalog_cost_estimator, create_app
@@ -36,6 +37,7 @@ def serve(
     application = create_app(
         rt.engine, rt.redis, prefix=rt.prefix, admin_key=rt.settings.admin_key,
         secret_key=secret_key(rt.settings), cost_estimator=catalog_cost_estimator(rt.engine),
+        event_budget=EventBudget(rt.settings.event_rate, rt.settings.event_burst),
     )  # fmt: skip
     base = f"http://{host}:{port}"
     console.print(f"Meterline API on {base}  (docs: {base}/docs)")

@@ -40,6 +40,8 @@ DEFAULT_REDIS_PREFIX = "meterline"
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 DEFAULT_ALERT_SENDER = "Meterline <alerts@meterline.localhost>"
 DEFAULT_DBT_THREADS = 4
+DEFAULT_EVENT_RATE = 10_000  # events per second and tenant through the HTTP API
+DEFAULT_EVENT_BURST = 20_000
 
 
 VARIABLES_FILE = Path(__file__).with_name("variables.toml")
@@ -136,6 +138,8 @@ class Settings(BaseSettings):
     dagster_home: Path | None = variable("DAGSTER_HOME", validate_default=True)
     dbt_threads: int = variable("METERLINE_DBT_THREADS", default=DEFAULT_DBT_THREADS)
     debug: bool = variable("METERLINE_DEBUG", default=False)
+    event_rate: int = variable("METERLINE_EVENT_RATE", default=DEFAULT_EVENT_RATE)
+    event_burst: int = variable("METERLINE_EVENT_BURST", default=DEFAULT_EVENT_BURST)
 
     @model_validator(mode="before")
     @classmethod
@@ -199,6 +203,16 @@ class Settings(BaseSettings):
     @classmethod
     def _threads(cls, value: Any) -> int:
         return _whole_number(value, "METERLINE_DBT_THREADS", "a whole number >= 1", 1)
+
+    @field_validator("event_rate", mode="before")
+    @classmethod
+    def _event_rate(cls, value: Any) -> int:
+        return _whole_number(value, "METERLINE_EVENT_RATE", "a whole number of events/s >= 1", 1)
+
+    @field_validator("event_burst", mode="before")
+    @classmethod
+    def _event_burst(cls, value: Any) -> int:
+        return _whole_number(value, "METERLINE_EVENT_BURST", "a whole number of events >= 1", 1)
 
     @field_validator("install_id")
     @classmethod
