@@ -158,9 +158,11 @@ class UsageRecorder:
             else:
                 payload = orjson.dumps([batch.args[p] for p in positions])
                 rows = "".join([batch.rows[p] for p in positions]) if write_stream else ""
+            ids = batch.ids if len(positions) == batch.size else [batch.ids[p] for p in positions]
+            repeats = "1" if len(set(ids)) < len(ids) else "0"
             calls[tenant] = (
                 [keys.plan_key(self.prefix, tenant), keys.stream_key(self.prefix, tenant)],
-                [keys.base(self.prefix, tenant), *fixed, payload, rows, *tail],
+                [keys.base(self.prefix, tenant), *fixed, payload, rows, *tail, repeats],
             )
         if write_stream:
             self._register_streams(batch.by_tenant)

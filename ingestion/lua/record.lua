@@ -15,6 +15,7 @@
 --          as one entry; when some events are not accepted only their lines are left out)
 -- ARGV[10] event budget: events per second ("0": no budget)   ARGV[11] its burst (events)
 -- ARGV[12] now, epoch milliseconds (the caller's clock; the script never reads one)
+-- ARGV[13] "1" when an id occurs more than once in these events
 --
 -- Returns, with nothing written:
 --   "NOPLAN" / "STALE"   the plan cache is missing / does not reach back to an event's time
@@ -53,7 +54,7 @@ local RMAXH = 1000000000000000     -- refused quantity saturates at (RMAXH, 0)
 local EXACT = 9007199254740991     -- 2^53 - 1: the largest exact whole double
 
 local plan = KEYS[1]
-local meta = call('HMGET', plan, '_status', '_covers', '_n')
+local meta = call('HMGET', plan, '_status', '_covers', '_n', '_seg:1')
 if not meta[1] then return 'NOPLAN' end
 if meta[1] ~= 'active' then return 'INACTIVE:' .. meta[1] end
 local covers, nseg = tonumber(meta[2]), tonumber(meta[3])
@@ -80,7 +81,7 @@ end
 -- phase 0: plan terms (segments) ------------------------------------------------------------
 local seg_from, seg_to, seg_head = {}, {}, {}
 for i = 1, nseg do
-  local raw = call('HGET', plan, '_seg:' .. i)
+  local raw = i == 1 and meta[4] or call('HGET', plan, '_seg:' .. i)
   if not raw then return 'NOPLAN' end
   local f, t, rest = string.match(raw, '^(%d+)|(%d*)|(.*)$')
   seg_from[i], seg_to[i], seg_head[i] = tonumber(f), tonumber(t), rest
@@ -119,70 +120,51 @@ local function load_limit(seg, meter)
   return lh
 end
 
--- phase 0: every event's arguments; its term, month and hour counter states ------------------
-local AGG = { s = true, x = true, l = true, u = true }
-local function whole(x, top) return type(x) == 'number' and x >= 0 and x <= top and x == floor(x) end
+-- phase 0: ids, and which of them were already recorded (one MGET per 1000 events) ----------
+local dks = {}
+for i = 1, nev do
+  local e = events[i]
+  if type(e) ~= 'table' or type(e[1]) ~= 'string' then return 'BADARG:' .. i end
+  dks[i] = base .. 'id:' .. e[1]
+end
+local exists
+if nev <= 1000 then
+  exists = nev > 0 and call('MGET', unpack(dks)) or {}
+else
+  exists = {}
+  for first = 1, nev, 1000 do
+    local last = math.min(nev, first + 999)
+    local found = call('MGET', unpack(dks, first, last))
+    for j = 1, last - first + 1 do exists[first + j - 1] = found[j] end
+  end
+end
+
+-- counter state per (key, meter): stored values are read and checked when first needed, so a
+-- value out of range refuses the batch before anything is written
 local states, reads = {}, {}
 local function state(key, meter)
   local byk = states[key]
   if not byk then byk = {}; states[key] = byk end
   local s = byk[meter]
-  if not s then
-    s = { key = key, meter = meter, n = 0, dn = 0, rn = 0, drn = 0 }
-    byk[meter] = s
-    reads[#reads + 1] = s
-  end
-  return s
-end
-local seg_of, ms_of, hs_of, dks, month_of = {}, {}, {}, {}, {}
-local hour_keys = {}
-for i = 1, nev do
-  local e = events[i]
-  local vh, vl, hour, ts = e[4], e[5], e[6], e[7]
-  if type(e) ~= 'table' or type(e[1]) ~= 'string' or type(e[2]) ~= 'string' or not AGG[e[3]]
-    or not whole(vh, VMAXH) or not whole(vl, B - 1) or (vh == VMAXH and vl > 0)
-    or type(hour) ~= 'string' or #hour ~= 10 or not whole(ts, EXACT) or type(e[8]) ~= 'string' then
-    return 'BADARG:' .. i
-  end
-  if ts < covers then return 'STALE' end
-  seg_of[i] = segment(ts)
-  local hk = hour_keys[hour]
-  if not hk then
-    hk = { base .. 'm:' .. sub(hour, 1, 6), base .. 'h:' .. hour, sub(hour, 1, 6) }
-    hour_keys[hour] = hk
-  end
-  ms_of[i] = state(hk[1], e[2])
-  hs_of[i] = state(hk[2], e[2])
-  month_of[i] = hk[3]
-  dks[i] = base .. 'id:' .. e[1]
-end
-
--- stored values this batch may overwrite: whole numbers in range, or the batch is refused
-for _, s in ipairs(reads) do
-  local m = s.meter
-  local r = call('HMGET', s.key, m, m .. ':n', m .. ':r', m .. ':rn', m .. ':t')
+  if s then return s end
+  local r = call('HMGET', key, meter, meter .. ':n', meter .. ':r', meter .. ':rn', meter .. ':t')
+  s = { key = key, meter = meter, dn = 0, drn = 0 }
   s.qh, s.ql = parse(r[1], MAXH)
-  if not s.qh then return 'CORRUPT:' .. s.key .. ' ' .. m end
-  s.n0 = tonumber(r[2] or '0')
-  if not whole(s.n0, EXACT) then return 'CORRUPT:' .. s.key .. ' ' .. m .. ':n' end
-  s.t = tonumber(r[5] or '0')
-  if not whole(s.t, EXACT) then return 'CORRUPT:' .. s.key .. ' ' .. m .. ':t' end
+  s.n0, s.t = tonumber(r[2] or '0'), tonumber(r[5] or '0')
+  if not s.qh or not s.n0 or s.n0 < 0 or s.n0 > EXACT or not s.t or s.t < 0 or s.t > EXACT then
+    return nil
+  end
   -- refused counters are informational: a value a former version left out of range restarts
   s.rh, s.rl = parse(r[3], RMAXH)
   if not s.rh then s.rh, s.rl = 0, 0 end
   s.rn0 = tonumber(r[4] or '0')
-  if not whole(s.rn0, EXACT) then s.rn0 = 0 end
+  if not s.rn0 or s.rn0 < 0 or s.rn0 > EXACT then s.rn0 = 0 end
+  byk[meter] = s
+  reads[#reads + 1] = s
+  return s
 end
 
--- which ids were already recorded (one MGET per 1000 events)
-local exists = {}
-for first = 1, nev, 1000 do
-  local last = math.min(nev, first + 999)
-  local found = call('MGET', unpack(dks, first, last))
-  for j = 1, last - first + 1 do exists[first + j - 1] = found[j] end
-end
-
--- phase 1: decide every event, in order (reads only) --------------------------------------
+-- phase 1: check and decide every event, in order (reads only) -----------------------------
 local function gt(ah, al, bh, bl) return ah > bh or (ah == bh and al > bl) end
 local function show(h, l) if h > 0 then return fmt('%d%09d', h, l) end return fmt('%d', l) end
 local function upair(count) -- a whole number of units (< 2^53 / 1e6) -> micro-unit pair
@@ -190,7 +172,7 @@ local function upair(count) -- a whole number of units (< 2^53 / 1e6) -> micro-u
   return (count - rest) / 1000, rest * MICRO
 end
 
-local seen, out, accepted_at, deferred = {}, {}, {}, {}
+local seen, out, accepted_at, deferred, seg_of = {}, {}, {}, {}, {}
 local uniq, hu_members, touched = {}, {}, {}
 local function unique_state(meter, month, hard)
   local ukey = base .. 'u:' .. meter .. ':' .. month
@@ -204,22 +186,50 @@ local function unique_state(meter, month, hard)
   return u
 end
 
+local AGG = { s = true, x = true, l = true, u = true }
+local repeats = ARGV[13] == '1' -- an id occurs twice in this batch: remember the accepted ones
+local last_hour, last_meter, s, h, month
 for i = 1, nev do
   local e = events[i]
-  if exists[i] or seen[e[1]] then
+  local meter, agg, vh, vl, hour, ts = e[2], e[3], e[4], e[5], e[6], e[7]
+  -- the arguments, again: whole numbers in range (Python checked them; this is the backstop)
+  if type(vl) ~= 'number' or vl < 0 or vl >= B or vl % 1 ~= 0
+    or type(vh) ~= 'number' or (vh ~= 0 and (vh < 0 or vh > VMAXH or vh % 1 ~= 0 or (vh == VMAXH and vl > 0)))
+    or type(ts) ~= 'number' or ts < 0 or ts > EXACT or ts % 1 ~= 0
+    or not AGG[agg] or type(meter) ~= 'string' or type(e[8]) ~= 'string' then
+    return 'BADARG:' .. i
+  end
+  if ts < covers then return 'STALE' end
+  if hour ~= last_hour or meter ~= last_meter then
+    if type(hour) ~= 'string' or #hour ~= 10 then return 'BADARG:' .. i end
+    month = sub(hour, 1, 6)
+    local mkey, hkey = base .. 'm:' .. month, base .. 'h:' .. hour
+    s, h = state(mkey, meter), state(hkey, meter)
+    if not s then return 'CORRUPT:' .. mkey .. ' ' .. meter end
+    if not h then return 'CORRUPT:' .. hkey .. ' ' .. meter end
+    last_hour, last_meter = hour, meter
+  end
+  local seg = nseg
+  if ts < last_from then seg = segment(ts) end
+  seg_of[i] = seg
+
+  if exists[i] or (repeats and seen[e[1]]) then
     out[i] = 'D'
   else
-    local meter, agg, vh, vl = e[2], e[3], e[4], e[5]
-    local seg = seg_of[i]
     local lims = lim_h[seg]
     local lh = lims and lims[meter]
     if lh == nil then lh = load_limit(seg, meter) end
     local ll = lim_l[seg][meter]
     local hard = enforce and hards[seg][meter] and lh
-    local s = ms_of[i]
     local code, qh, ql = 'A', s.qh, s.ql
-    if agg == 'u' then
-      local u = unique_state(meter, month_of[i], hard)
+    if agg == 's' and (vh ~= 0 or vl ~= 0) then
+      local nh, nl = qh + vh, ql + vl
+      if nl >= B then nh = nh + 1; nl = nl - B end
+      if nh > MAXH or (nh == MAXH and nl > 0) then code = 'X'
+      elseif hard and (nh > lh or (nh == lh and nl > ll)) then code = 'Q'
+      else s.qh, s.ql, s.dq = nh, nl, true; qh, ql = nh, nl end
+    elseif agg == 'u' then
+      local u = unique_state(meter, month, hard)
       local member = e[8]
       if hard then
         if not u.new[member] and call('SISMEMBER', u.skey, member) == 0 then
@@ -236,24 +246,17 @@ for i = 1, nev do
       end
     elseif vh == 0 and vl == 0 and agg ~= 'l' then
       code = 'Z' -- a zero can change neither a sum nor a maximum
-    elseif agg == 's' then
-      local nh, nl = qh + vh, ql + vl
-      if nl >= B then nh = nh + 1; nl = nl - B end
-      if nh > MAXH or (nh == MAXH and nl > 0) then code = 'X'
-      elseif hard and gt(nh, nl, lh, ll) then code = 'Q'
-      else s.qh, s.ql, s.dq = nh, nl, true; qh, ql = nh, nl end
     else -- 'x' max, 'l' last
       if hard and gt(vh, vl, lh, ll) then code = 'Q'
-      elseif (agg == 'x' and gt(vh, vl, qh, ql)) or (agg == 'l' and e[7] >= s.t) then
+      elseif (agg == 'x' and gt(vh, vl, qh, ql)) or (agg == 'l' and ts >= s.t) then
         s.qh, s.ql, s.dq = vh, vl, true; qh, ql = vh, vl
-        if agg == 'l' then s.t, s.dt = e[7], true end
+        if agg == 'l' then s.t, s.dt = ts, true end
       end
     end
 
     if code == 'A' or code == 'U' then
-      seen[e[1]] = true
+      if repeats then seen[e[1]] = true end
       s.dn = s.dn + 1
-      local h = hs_of[i]
       h.dn = h.dn + 1
       if agg == 's' then
         local nh, nl = h.qh + vh, h.ql + vl
@@ -262,9 +265,9 @@ for i = 1, nev do
       elseif agg == 'x' then
         if gt(vh, vl, h.qh, h.ql) then h.qh, h.ql, h.dq = vh, vl, true end
       elseif agg == 'l' then
-        if e[7] >= h.t then h.qh, h.ql, h.dq, h.t, h.dt = vh, vl, true, e[7], true end
+        if ts >= h.t then h.qh, h.ql, h.dq, h.t, h.dt = vh, vl, true, ts, true end
       else
-        local hu = base .. 'hu:' .. meter .. ':' .. e[6]
+        local hu = base .. 'hu:' .. meter .. ':' .. hour
         local list = hu_members[hu]
         if not list then list = {}; hu_members[hu] = list end
         list[#list + 1] = e[8]
@@ -278,10 +281,12 @@ for i = 1, nev do
       s.rh, s.rl, s.dr = rh, rl, true
       s.drn = s.drn + 1
     end
-    local tail = seg ~= nseg and ('@' .. seg) or ''
-    if code == 'U' then out[i] = tail
-    elseif lh or code ~= 'A' then out[i] = code .. show(qh, ql) .. tail
-    else out[i] = 'A' .. tail end
+    if seg == nseg then
+      if code == 'U' then out[i] = ''
+      elseif lh or code ~= 'A' then out[i] = code .. show(qh, ql)
+      else out[i] = 'A' end
+    elseif code == 'U' then out[i] = '@' .. seg
+    else out[i] = code .. show(qh, ql) .. '@' .. seg end
   end
 end
 

@@ -166,7 +166,7 @@ def test_the_script_refuses_out_of_range_arguments_before_writing(api, db, redis
         reply = script(
             keys=[keys.plan_key(prefix, "big"), keys.stream_key(prefix, "big")],
             args=[keys.base(prefix, "big"), 60, "1", "1", 60, 60, keys.GROUP,
-                  orjson.dumps([good, args]), "row1\nrow2\n", 0, 0, 0],
+                  orjson.dumps([good, args]), "row1\nrow2\n", 0, 0, 0, "0"],
         )  # fmt: skip
         assert reply == b"BADARG:2", (vh, vl, reply)
     assert state(redis_client, prefix, "big") == before
