@@ -1,5 +1,11 @@
-"""Plan limits: read from Postgres (the tenant's current subscription -> ``plan_meters``) and
-cached in Redis as one hash per tenant (``<prefix>:{t}:plan``), which the Lua script reads.
+"""Plan limits: read from Postgres and cached in Redis as one hash per tenant
+(``<prefix>:{t}:plan``), which the Lua script reads.
+
+``load_plans`` gives the plan in force now (live usage pages). The cache holds the tenant's
+plan *history* from a recent instant on (``load_plan_history``: every term of the view
+``meterline.plan_in_force`` since ``covers``), so the script judges each event against the
+plan in force at the event's own timestamp; an event older than ``covers`` makes the script
+answer ``STALE`` and the recorder reloads the cache from that event's time.
 
 The cache expires after ``PLAN_CACHE_TTL`` seconds as a safety net; a plan change
 (``meterline tenants set-plan``), a cancellation or a catalog load calls
@@ -16,6 +22,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, text
 
 from ingestion import keys
+from ingestion.validation import COUNTER_CAPACITY
 from meterline.core import clock
 
 PLAN_CACHE_TTL = 300
@@ -94,54 +101,118 @@ def load_plans(
     return plans
 
 
-def plan_hash(info: PlanInfo) -> dict[str, str]:
-    """The Redis representation: ``<meter>`` -> ``<limit in micro-units>|<1 if hard>``."""
+_HISTORY_SQL = """
+select t.tenant_id, t.status, pf.plan_id, p.upgrade_to,
+       (extract(epoch from pf.effective_from) * 1000000)::bigint as from_us,
+       (extract(epoch from pf.effective_to) * 1000000)::bigint as to_us,
+       pm.meter, pm.limit_quantity, pm.hard_limit
+from meterline.tenants t
+left join meterline.plan_in_force pf
+  on pf.tenant_id = t.tenant_id and pf.in_force && tstzrange(cast(:covers as timestamptz), null)
+left join meterline.plans p on p.plan_id = pf.plan_id
+left join meterline.plan_meters pm on pm.plan_id = pf.plan_id
+where t.tenant_id = any(:ids)
+order by t.tenant_id, pf.effective_from, pm.meter
+"""
+
+
+@dataclass
+class PlanTerm:
+    """One plan term (a row of the view ``meterline.plan_in_force``) and its limits."""
+
+    plan_id: str
+    upgrade_to: str | None
+    from_us: int
+    to_us: int | None
+    limits: dict[str, tuple[Decimal | None, bool]] = field(default_factory=dict)
+
+
+@dataclass
+class PlanHistory:
+    """A tenant's plan terms that overlap ``[covers, infinity)``, oldest first."""
+
+    tenant_id: str
+    status: str
+    covers_us: int
+    terms: list[PlanTerm] = field(default_factory=list)
+
+
+def load_plan_history(
+    engine: Engine, tenant_ids: Iterable[str], *, covers: datetime
+) -> dict[str, PlanHistory]:
+    """The plan terms in force at any instant from ``covers`` on (the view
+    ``meterline.plan_in_force``, the one rule of "the plan at an instant"), with their limits."""
+    covers_us = int(covers.timestamp() * 1_000_000)
+    histories: dict[str, PlanHistory] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(text(_HISTORY_SQL), {"ids": list(tenant_ids), "covers": covers})
+        for row in rows:
+            history = histories.get(row.tenant_id)
+            if history is None:
+                history = histories[row.tenant_id] = PlanHistory(
+                    row.tenant_id, row.status, covers_us
+                )
+            if row.plan_id is None:
+                continue
+            if not history.terms or history.terms[-1].from_us != row.from_us:
+                history.terms.append(PlanTerm(row.plan_id, row.upgrade_to, row.from_us, row.to_us))
+            if row.meter is not None:
+                history.terms[-1].limits[row.meter] = (row.limit_quantity, bool(row.hard_limit))
+    return histories
+
+
+def plan_hash(history: PlanHistory) -> dict[str, str]:
+    """The Redis representation the script reads (ingestion/lua/record.lua):
+    ``_status``, ``_covers`` (epoch µs), ``_n`` terms, per term ``i`` (1 = oldest)
+    ``_seg:<i>`` = ``<from µs>|<to µs or empty>|<plan>|<upgrade>`` and
+    ``<i>:<meter>`` = ``<limit in micro-units>|<1 if hard>`` (a limit above the counter
+    capacity is stored as the capacity: it can never be reached anyway)."""
+    status = history.status if history.terms or history.status != "active" else "no_plan"
     fields = {
-        "_status": info.status,
-        "_plan": info.plan_id or "",
-        "_upgrade": info.upgrade_to or "",
+        "_status": status,
+        "_covers": str(history.covers_us),
+        "_n": str(len(history.terms)),
     }
-    for meter, limit in info.meters.items():
-        micro = "" if limit.limit is None else str(int(limit.limit * keys.MICRO))
-        fields[meter] = f"{micro}|{1 if limit.hard_limit else 0}"
+    for i, term in enumerate(history.terms, start=1):
+        to_us = "" if term.to_us is None else str(term.to_us)
+        fields[f"_seg:{i}"] = f"{term.from_us}|{to_us}|{term.plan_id}|{term.upgrade_to or ''}"
+        for meter, (limit, hard) in term.limits.items():
+            micro = "" if limit is None else str(min(COUNTER_CAPACITY, int(limit * keys.MICRO)))
+            fields[f"{i}:{meter}"] = f"{micro}|{1 if hard else 0}"
     return fields
 
 
 def cache_plans(
-    redis, prefix: str, plans: Iterable[PlanInfo], *, ttl: int = PLAN_CACHE_TTL
+    redis, prefix: str, histories: Iterable[PlanHistory], *, ttl: int = PLAN_CACHE_TTL
 ) -> None:
     pipe = redis.pipeline(transaction=False)
-    for info in plans:
-        key = keys.plan_key(prefix, info.tenant_id)
+    for history in histories:
+        key = keys.plan_key(prefix, history.tenant_id)
         pipe.delete(key)
-        pipe.hset(key, mapping=plan_hash(info))
+        pipe.hset(key, mapping=plan_hash(history))
         pipe.expire(key, ttl)
     pipe.execute()
 
 
 def refresh_plan_cache(
-    redis, engine: Engine, *, prefix: str, tenant_ids: Iterable[str], ttl: int = PLAN_CACHE_TTL
-) -> dict[str, PlanInfo]:
-    """Load the tenants' plans from Postgres into the Redis cache; returns what was loaded.
+    redis,
+    engine: Engine,
+    *,
+    prefix: str,
+    tenant_ids: Iterable[str],
+    covers: datetime,
+    ttl: int = PLAN_CACHE_TTL,
+) -> dict[str, PlanHistory]:
+    """Load the tenants' plan terms from ``covers`` on into the Redis cache.
 
     A tenant that does not exist gets a ``_status=missing`` entry so the script refuses it.
     """
     wanted = list(tenant_ids)
-    plans = load_plans(engine, wanted)
-    missing = [
-        PlanInfo(
-            tenant_id=t,
-            status="missing",
-            plan_id=None,
-            plan_name=None,
-            upgrade_to=None,
-            currency=None,
-        )
-        for t in wanted
-        if t not in plans
-    ]
-    cache_plans(redis, prefix, [*plans.values(), *missing], ttl=ttl)
-    return plans
+    histories = load_plan_history(engine, wanted, covers=covers)
+    covers_us = int(covers.timestamp() * 1_000_000)
+    missing = [PlanHistory(t, "missing", covers_us) for t in wanted if t not in histories]
+    cache_plans(redis, prefix, [*histories.values(), *missing], ttl=ttl)
+    return histories
 
 
 def invalidate_plan_cache(redis, *, prefix: str, tenant_id: str | None = None) -> int:

@@ -1,8 +1,11 @@
-"""A per-tenant token bucket in Redis (one small Lua script, one round trip)."""
+"""Per-tenant rate limits in Redis: a token bucket of requests (one small Lua script, one
+round trip, checked before the body is read) and the event budget (:class:`EventBudget`:
+events per second, spent inside the record script itself, see ``lua/record.lua``)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ingestion import keys
 from meterline.core import clock
@@ -44,3 +47,42 @@ class RateLimiter:
             args=[self.rate, self.burst, now_ms, cost],
         )
         return bool(allowed), max(1, math.ceil(int(wait_ms) / 1000)) if not allowed else 0
+
+
+@dataclass(frozen=True)
+class EventBudget:
+    """A tenant's event budget: ``rate`` events per second, at most ``burst`` saved up. The
+    record script spends it atomically with the batch (a batch of N events costs N), so it
+    holds across processes and cannot be raced."""
+
+    rate: float
+    burst: int
+
+    def __post_init__(self):
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError("an event budget needs rate > 0 and burst >= 1")
+
+
+class BudgetExceeded(Exception):
+    """A tenant's batch is over its event budget; nothing of it was recorded.
+
+    ``retry_after`` is in whole seconds, None when the batch is larger than the burst
+    (retrying cannot help: split it)."""
+
+    def __init__(self, tenant_id: str, events: int, budget: EventBudget, retry_after: int | None):
+        self.tenant_id = tenant_id
+        self.events = events
+        self.budget = budget
+        self.retry_after = retry_after
+        limit = f"{budget.rate:,g} events/s, burst {budget.burst:,}"
+        if retry_after is None:
+            message = (
+                f"a batch of {events:,} events is more than tenant {tenant_id!r}'s event budget "
+                f"allows at once ({limit}); split the batch"
+            )
+        else:
+            message = (
+                f"tenant {tenant_id!r} is over its event budget ({limit}): these {events:,} "
+                f"events would exceed it; retry after {retry_after} s"
+            )
+        super().__init__(message)

@@ -14,9 +14,7 @@ all. See docs/ingestion.md for the key layout and the memory cost of dedupe.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -25,202 +23,38 @@ from sqlalchemy import Engine
 
 from ingestion import keys
 from ingestion.directory import Directory
+from ingestion.outcomes import BatchResult, EventOutcome, micro_to_decimal, parse_reply
 from ingestion.plans import PLAN_CACHE_TTL, refresh_plan_cache
 from ingestion.plans import invalidate_plan_cache as _invalidate
+from ingestion.ratelimit import BudgetExceeded, EventBudget
 from ingestion.validation import EventValidationError, PreparedBatch, as_event_list, validate_batch
 from meterline.core import clock
+from meterline.core.settings import Settings
 
 SCRIPT = (Path(__file__).parent / "lua" / "record.lua").read_text()
 MONTH_TTL = 100 * 86400
 HOUR_TTL = 8 * 86400
-THRESHOLDS = (100, 95, 90, 80)
-STATUS = {"A": "accepted", "O": "accepted", "D": "duplicate", "Q": "rejected", "X": "rejected"}
-REASONS = {"Q": "quota_exceeded", "X": "counter_overflow"}
+COVER_MARGIN = timedelta(days=1)  # the plan cache reaches this much further back than needed
+
+__all__ = [
+    "BatchResult",
+    "BudgetExceeded",
+    "CounterCorrupted",
+    "EventBudget",
+    "EventOutcome",
+    "UsageRecorder",
+    "invalidate_plan_cache",
+    "micro_to_decimal",
+]
 
 
-def micro_to_decimal(micro: int) -> Decimal:
-    if micro % keys.MICRO == 0:
-        return Decimal(micro // keys.MICRO)
-    return Decimal(micro).scaleb(-6).normalize()
-
-
-@dataclass(frozen=True, slots=True)
-class EventOutcome:
-    """What happened to one event of a batch."""
-
-    index: int
-    id: str
-    tenant_id: str
-    meter: str
-    status: str  # accepted | duplicate | rejected
-    reason: str | None = None  # quota_exceeded | counter_overflow | tenant_inactive
-    quantity: Decimal | None = None  # the month's quantity after this event
-    limit: Decimal | None = None
-    hard_limit: bool = False
-    remaining: Decimal | None = None
-    percent: float | None = None
-    warning: int | None = None  # highest soft threshold reached: 80, 90, 95 or 100
-    overage: bool = False  # accepted above a limit that allows overage
-
-    def as_dict(self) -> dict:
-        def num(value: Decimal | None):
-            if value is None:
-                return None
-            return int(value) if value == value.to_integral_value() else float(value)
-
-        return {
-            "index": self.index,
-            "id": self.id,
-            "meter": self.meter,
-            "status": self.status,
-            "reason": self.reason,
-            "quantity": num(self.quantity),
-            "limit": num(self.limit),
-            "remaining": num(self.remaining),
-            "percent": None if self.percent is None else round(self.percent, 2),
-            "warning": self.warning,
-            "overage": self.overage,
-        }
-
-
-@dataclass
-class _TenantReply:
-    plan: str
-    upgrade: str
-    limits: dict[str, tuple[int | None, bool]]
-    codes: list[str]
-
-
-class BatchResult:
-    """Outcomes of one ``record`` call. Counts are computed at once; the per-event
-    :class:`EventOutcome` objects are built on first access of :attr:`outcomes`."""
-
-    def __init__(
-        self,
-        batch: PreparedBatch,
-        replies: dict[str, _TenantReply],
-        inactive: dict[str, str] | None = None,
-    ):
-        self._batch = batch
-        self._replies = replies
-        self._inactive = inactive or {}
-        self._outcomes: list[EventOutcome] | None = None
-        accepted = duplicates = 0
-        for reply in replies.values():
-            for code in reply.codes:
-                first = code[0]
-                if first == "A" or first == "O":
-                    accepted += 1
-                elif first == "D":
-                    duplicates += 1
-        self.accepted = accepted
-        self.duplicates = duplicates
-        self.rejected = batch.size - accepted - duplicates
-
-    def __len__(self) -> int:
-        return self._batch.size
-
-    def __repr__(self) -> str:
-        return (
-            f"BatchResult(accepted={self.accepted}, duplicates={self.duplicates}, "
-            f"rejected={self.rejected})"
-        )
-
-    @property
-    def outcomes(self) -> list[EventOutcome]:
-        if self._outcomes is None:
-            self._outcomes = self._build()
-        return self._outcomes
-
-    def plan_of(self, tenant_id: str) -> tuple[str | None, str | None]:
-        """(plan id, upgrade plan id) of a tenant, as the script saw them."""
-        reply = self._replies.get(tenant_id)
-        if reply is None:
-            return None, None
-        return reply.plan or None, reply.upgrade or None
-
-    def _build(self) -> list[EventOutcome]:
-        batch = self._batch
-        outcomes: list[EventOutcome | None] = [None] * batch.size
-        ids, meters = batch.ids, batch.meters
-        limit_cache: dict[tuple[str, str], tuple[Decimal | None, bool, int | None]] = {}
-        for tenant, positions in batch.by_tenant.items():
-            reply = self._replies.get(tenant)
-            if reply is None:
-                for position in positions:
-                    outcomes[position] = EventOutcome(
-                        position,
-                        ids[position],
-                        tenant,
-                        meters[position],
-                        "rejected",
-                        reason="tenant_inactive",
-                    )
-                continue
-            for position, code in zip(positions, reply.codes, strict=True):
-                meter = meters[position]
-                kind = code[0]
-                if kind == "D":
-                    outcomes[position] = EventOutcome(
-                        position, ids[position], tenant, meter, "duplicate"
-                    )
-                    continue
-                cached = limit_cache.get((tenant, meter))
-                if cached is None:
-                    limit_micro, hard = reply.limits.get(meter, (None, False))
-                    limit = None if limit_micro is None else micro_to_decimal(limit_micro)
-                    cached = limit_cache[(tenant, meter)] = (limit, hard, limit_micro)
-                limit, hard, limit_micro = cached
-                if len(code) == 1:  # accepted, no limit on this meter: quantity not returned
-                    outcomes[position] = EventOutcome(
-                        position, ids[position], tenant, meter, "accepted", hard_limit=hard
-                    )
-                    continue
-                qty_micro = int(code[1:])
-                remaining = percent = warning = None
-                if limit_micro is not None:
-                    remaining = micro_to_decimal(max(0, limit_micro - qty_micro))
-                    if limit_micro > 0:
-                        percent = qty_micro * 100 / limit_micro
-                        for threshold in THRESHOLDS:
-                            if percent >= threshold:
-                                warning = threshold
-                                break
-                    elif qty_micro > 0:
-                        percent, warning = 100.0, 100
-                outcomes[position] = EventOutcome(
-                    position,
-                    ids[position],
-                    tenant,
-                    meter,
-                    STATUS[kind],
-                    reason=REASONS.get(kind),
-                    quantity=micro_to_decimal(qty_micro),
-                    limit=limit,
-                    hard_limit=hard,
-                    remaining=remaining,
-                    percent=percent,
-                    warning=warning,
-                    overage=kind == "O",
-                )
-        return outcomes  # type: ignore[return-value]
+class CounterCorrupted(RuntimeError):
+    """A stored counter is not a whole number in range (edited by hand, or left by a former
+    version): the script refused the batch before writing anything."""
 
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _parse_reply(raw) -> _TenantReply:
-    text = _text(raw)
-    header, _, codes = text.partition("\n")
-    parts = header.split(";")
-    plan, _, upgrade = parts[0].partition("|")
-    limits: dict[str, tuple[int | None, bool]] = {}
-    for part in parts[1:]:
-        meter, _, rest = part.partition("=")
-        limit, _, hard = rest.partition("|")
-        limits[meter] = (int(limit) if limit else None, hard == "1")
-    return _TenantReply(plan, upgrade, limits, codes.split(" ") if codes else [])
 
 
 class UsageRecorder:
@@ -237,7 +71,11 @@ class UsageRecorder:
         month_ttl: int = MONTH_TTL,
         hour_ttl: int = HOUR_TTL,
         directory: Directory | None = None,
+        max_lateness: timedelta | None = None,
     ):
+        """``max_lateness``: how old a live event's timestamp may be (default: the
+        ``BILLING_GRACE_HOURS`` setting, so late usage lands before its month is invoiced);
+        older usage goes through ``meterline import``."""
         if dedupe_window_seconds <= 0:
             raise ValueError("dedupe_window_seconds must be > 0")
         self.redis = redis
@@ -248,6 +86,9 @@ class UsageRecorder:
         self.month_ttl = month_ttl
         self.hour_ttl = hour_ttl
         self.directory = directory or Directory(engine)
+        if max_lateness is None:
+            max_lateness = timedelta(hours=Settings.from_env().billing_grace_hours)
+        self.max_lateness = max_lateness
         self._script = redis.register_script(SCRIPT)
         self._registered: set[str] = set()
 
@@ -261,6 +102,7 @@ class UsageRecorder:
         historical: bool = False,
         enforce_limits: bool = True,
         write_stream: bool = True,
+        budget: EventBudget | None = None,
     ) -> BatchResult:
         """Validate and record one event or a batch; one Redis round trip.
 
@@ -268,18 +110,33 @@ class UsageRecorder:
         ``tenant_id`` fills events without one and must match those with one (API keys).
         ``historical`` accepts any past timestamp and, with ``enforce_limits=False``,
         records usage that already happened even above a hard limit (imports).
+        ``budget`` spends each tenant's event budget (N events cost N) in the same script;
+        over it, nothing of that tenant is recorded and, when the batch has one tenant,
+        :class:`BudgetExceeded` is raised.
         """
         event_list = as_event_list(events)
         now = now or clock.now()
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware (UTC)")
         batch = validate_batch(
-            event_list, self.directory, now=now, historical=historical, tenant_id=tenant_id
+            event_list,
+            self.directory,
+            now=now,
+            historical=historical,
+            tenant_id=tenant_id,
+            max_age=self.max_lateness,
         )
-        return self.record_prepared(batch, enforce_limits=enforce_limits, write_stream=write_stream)
+        return self.record_prepared(
+            batch, enforce_limits=enforce_limits, write_stream=write_stream, budget=budget
+        )
 
     def record_prepared(
-        self, batch: PreparedBatch, *, enforce_limits: bool = True, write_stream: bool = True
+        self,
+        batch: PreparedBatch,
+        *,
+        enforce_limits: bool = True,
+        write_stream: bool = True,
+        budget: EventBudget | None = None,
     ) -> BatchResult:
         if batch.size == 0:
             return BatchResult(batch, {})
@@ -291,6 +148,8 @@ class UsageRecorder:
             self.hour_ttl,
             keys.GROUP,
         ]
+        tail = [budget.rate, budget.burst] if budget else [0, 0]
+        tail.append(batch.received_us // 1000)
         calls: dict[str, tuple[list, list]] = {}
         for tenant, positions in batch.by_tenant.items():
             if len(positions) == batch.size:
@@ -299,40 +158,74 @@ class UsageRecorder:
             else:
                 payload = orjson.dumps([batch.args[p] for p in positions])
                 rows = "".join([batch.rows[p] for p in positions]) if write_stream else ""
+            ids = batch.ids if len(positions) == batch.size else [batch.ids[p] for p in positions]
+            repeats = "1" if len(set(ids)) < len(ids) else "0"
             calls[tenant] = (
                 [keys.plan_key(self.prefix, tenant), keys.stream_key(self.prefix, tenant)],
-                [keys.base(self.prefix, tenant), *fixed, payload, rows],
+                [keys.base(self.prefix, tenant), *fixed, payload, rows, *tail, repeats],
             )
         if write_stream:
             self._register_streams(batch.by_tenant)
         raw = self._execute(calls)
-        missing = [t for t, r in raw.items() if _text(r) == "NOPLAN"]
-        if missing:
-            refresh_plan_cache(
-                self.redis,
-                self.engine,
-                prefix=self.prefix,
-                tenant_ids=missing,
-                ttl=self.plan_cache_ttl,
-            )
-            raw.update(self._execute({t: calls[t] for t in missing}))
-        replies: dict[str, _TenantReply] = {}
+        reload = [t for t, r in raw.items() if _text(r) in ("NOPLAN", "STALE")]
+        if reload:
+            self._refresh_plans(batch, reload)
+            raw.update(self._execute({t: calls[t] for t in reload}))
+        return self._result(batch, raw, budget)
+
+    def _refresh_plans(self, batch: PreparedBatch, tenants: list[str]) -> None:
+        """Cache the plan terms from the oldest instant these tenants' events need."""
+        now = datetime.fromtimestamp(batch.received_us / 1_000_000, UTC)
+        oldest = min(batch.occurred_us[p] for t in tenants for p in batch.by_tenant[t])
+        covers = min(now - self.max_lateness, datetime.fromtimestamp(oldest / 1_000_000, UTC))
+        refresh_plan_cache(
+            self.redis,
+            self.engine,
+            prefix=self.prefix,
+            tenant_ids=tenants,
+            covers=covers - COVER_MARGIN,
+            ttl=self.plan_cache_ttl,
+        )
+
+    def _result(self, batch: PreparedBatch, raw: dict, budget: EventBudget | None) -> BatchResult:
+        replies = {}
         inactive: dict[str, str] = {}
         for tenant, reply in raw.items():
             text = _text(reply)
-            if text.startswith("INACTIVE:") or text == "NOPLAN":
-                inactive[tenant] = text.partition(":")[2] or "missing"
+            kind, _, detail = text.partition(":")
+            if kind in ("INACTIVE", "NOPLAN", "STALE"):
+                inactive[tenant] = detail or "missing"
+            elif kind == "BUDGET" and budget is not None:
+                events = len(batch.by_tenant[tenant])
+                wait = None if detail == "-1" else max(1, -(-int(detail) // 1000))
+                if len(batch.by_tenant) == 1:
+                    raise BudgetExceeded(tenant, events, budget, wait)
+                inactive[tenant] = "over_budget"
+            elif kind == "BADARG":
+                position = batch.by_tenant[tenant][max(0, int(detail) - 1)]
+                raise EventValidationError(
+                    position, "value", "is out of the range a counter can take; nothing recorded"
+                )
+            elif kind == "CORRUPT":
+                raise CounterCorrupted(
+                    f"Redis counter {detail} is not a whole number of micro-units in range; "
+                    "nothing of the batch was recorded: correct or delete that field"
+                )
             else:
-                replies[tenant] = _parse_reply(text)
-        if inactive and len(batch.by_tenant) == 1:
-            tenant, status = next(iter(inactive.items()))
+                replies[tenant] = parse_reply(text)
+        refused = {t: s for t, s in inactive.items() if s != "over_budget"}
+        if refused and len(batch.by_tenant) == 1:
+            tenant, status = next(iter(refused.items()))
             self.directory.tenants[tenant] = status  # remember until the next refresh
             raise EventValidationError(
                 batch.by_tenant[tenant][0],
                 "tenant_id",
                 f"tenant {tenant!r} is {status}; move it to a plan with `meterline tenants set-plan`",
             )
-        return BatchResult(batch, replies, inactive)
+        return BatchResult(
+            batch, replies, {t: "over_budget" if s == "over_budget" else "tenant_inactive"
+                             for t, s in inactive.items()}
+        )  # fmt: skip
 
     def invalidate_plan_cache(self, tenant_id: str | None = None) -> int:
         """Drop the cached plan limits of a tenant (all tenants when None): the next batch

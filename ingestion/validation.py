@@ -31,9 +31,13 @@ import orjson
 
 from ingestion.directory import Directory
 from meterline.core import clock
+from meterline.core.settings import DEFAULT_GRACE_HOURS
 
 MAX_VALUE = 10**12
-MAX_AGE = timedelta(days=35)
+# The most one counter (a tenant's meter in a month or an hour) holds, in micro-units: 9e12
+# units. The record script keeps every sum exact up to it (ingestion/lua/record.lua).
+COUNTER_CAPACITY = 9 * 10**18
+MAX_AGE = timedelta(hours=DEFAULT_GRACE_HOURS)  # live lateness; the recorder uses the setting
 MAX_FUTURE = timedelta(minutes=5)
 MAX_ID_LENGTH = 128
 MAX_DIMENSIONS = 16
@@ -118,7 +122,8 @@ class PreparedBatch:
     tenant_ids: list[str] = field(default_factory=list)
     meters: list[str] = field(default_factory=list)
     occurred_us: list[int] = field(default_factory=list)
-    # per event: [id, meter, agg code, value in micro-units, YYYYMMDDHH, ts_us, unique member]
+    # per event: [id, meter, agg code, vh, vl, YYYYMMDDHH, ts_us, unique member], the value in
+    # micro-units being vh * 1e9 + vl (each part an exact double for the Lua script)
     args: list[list] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)  # COPY text rows for raw.usage_events
     by_tenant: dict[str, list[int]] = field(default_factory=dict)
@@ -153,6 +158,8 @@ def parse_value(raw: object) -> tuple[str, int] | None:
         if "e" in text or (dot >= 0 and len(text) - dot - 1 > 6):
             quantized = Decimal(text).quantize(_MICRO_QUANTUM, rounding=ROUND_HALF_UP)
             return str(quantized), int(quantized.scaleb(6))
+        if raw >= 1e9:  # raw * 1e6 rounds to the right integer only below 1e9 (under 2^50)
+            return text, int(Decimal(text).scaleb(6))
         return text, round(raw * 1_000_000)  # type: ignore[operator]
     return None
 
@@ -218,6 +225,7 @@ def validate_batch(
     buckets = _buckets
     hour_us = 3_600_000_000
     meter_cache: dict[str, tuple[str, str | None, bool]] = {}
+    big = False  # a value of 1,000 units or more: only then can a batch fill a counter
 
     for position, event in enumerate(events):
         index = position + offset
@@ -347,7 +355,8 @@ def validate_batch(
                 raise EventValidationError(
                     index,
                     "timestamp",
-                    f"is more than {max_age.days} days old ({stamp}); "
+                    f"is more than {_duration(max_age)} old ({stamp}); live events may be "
+                    f"at most {_duration(max_age)} late (BILLING_GRACE_HOURS); "
                     "load older usage with `meterline import`",
                 )
             if ts_us > max_us:
@@ -443,14 +452,46 @@ def validate_batch(
         tenant_ids.append(tenant)
         meter_names.append(meter)
         occurred.append(ts_us)
-        args.append([event_id, meter, agg, micro, hour, ts_us, member])
+        if micro < 1_000_000_000:
+            args.append([event_id, meter, agg, 0, micro, hour, ts_us, member])
+        else:
+            big = True
+            args.append([event_id, meter, agg, *divmod(micro, 1_000_000_000), hour, ts_us, member])
         rows.append(f"{tenant}\t{id_text}\t{meter}\t{value_text}\t{ts_us}\t{dims_text}\t{recv}\n")
         positions = by_tenant.get(tenant)
         if positions is None:
             by_tenant[tenant] = [position]
         else:
             positions.append(position)
+    if big:
+        _check_counter_totals(batch, offset)
     return batch
+
+
+def _check_counter_totals(batch: PreparedBatch, offset: int) -> None:
+    """Refuse a batch whose sum for one counter (tenant, sum meter, month) exceeds what a
+    counter holds: such a batch can never be recorded, whatever was counted before."""
+    totals: dict[tuple[str, str, str], int] = {}
+    for position, (tenant, args) in enumerate(zip(batch.tenant_ids, batch.args, strict=True)):
+        if args[2] != "s":
+            continue
+        key = (tenant, args[1], args[5][:6])
+        totals[key] = totals.get(key, 0) + args[3] * 1_000_000_000 + args[4]
+        if totals[key] > COUNTER_CAPACITY:
+            month = f"{key[2][:4]}-{key[2][4:]}"
+            raise EventValidationError(
+                position + offset,
+                "value",
+                f"brings this batch's {key[1]} for {month} above {COUNTER_CAPACITY // 10**6:.0e}, "
+                "the most one counter holds; check the values or split them over batches",
+            )
+
+
+def _duration(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    if hours >= 48 and hours % 24 == 0:
+        return f"{int(hours // 24)} days"
+    return f"{hours:g} hours" if hours != 1 else "1 hour"
 
 
 def as_event_list(events: Mapping | list) -> list:

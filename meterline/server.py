@@ -32,6 +32,7 @@ from ingestion.api.router import ingest_router
 from ingestion.api.usage_endpoint import CostEstimator
 from ingestion.auth import DEFAULT_KEY_CACHE_TTL, DEFAULT_UNKNOWN_KEY_LIMIT, KeyStore
 from ingestion.client_address import TrustedProxies
+from ingestion.ratelimit import EventBudget
 from ingestion.recorder import UsageRecorder
 from meterline.http_limits import SlowBodyGuard
 from portal.mount import mount_portal
@@ -48,6 +49,7 @@ def create_app(
     secret_key: str | None = None,
     rate_limit_per_second: float = 200.0,
     rate_limit_burst: float = 400.0,
+    event_budget: EventBudget | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_batch: int = MAX_BATCH,
     recorder: UsageRecorder | None = None,
@@ -86,6 +88,7 @@ def create_app(
             prefix=prefix,
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
+            event_budget=event_budget,
             max_body_bytes=max_body_bytes,
             max_batch=max_batch,
             recorder=recorder,

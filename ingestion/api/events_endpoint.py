@@ -1,8 +1,10 @@
 """``POST /v1/events``: record one event or a batch for the calling tenant.
 
 Per-event outcome (``accepted|duplicate|rejected``); 402 when nothing was accepted because of a
-hard limit (the message names the meter, the limit and the plan to upgrade to); 429 with
-``Retry-After`` over the tenant's request rate; 413 over the body or batch size;
+hard limit (the message names the meter, the limit and the plan to upgrade to, or the past
+plan the event was judged under); 429 with ``Retry-After`` over the tenant's request rate or
+event budget (nothing of the batch recorded); 413 over the body or batch size, or a batch
+larger than the event budget's burst;
 ``X-Usage-Limit`` / ``X-Usage-Remaining`` for the last event's meter.
 """
 
@@ -15,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ingestion.api.responses import error, json_response
 from ingestion.api.tenant_auth import TenantAuth, Unauthorized
-from ingestion.ratelimit import RateLimiter
+from ingestion.ratelimit import BudgetExceeded, EventBudget, RateLimiter
 from ingestion.recorder import BatchResult, EventOutcome, UsageRecorder
 from ingestion.validation import EventValidationError
 from meterline.core.numbers import format_quantity, json_number
@@ -123,6 +125,7 @@ def add_events_route(
     limiter: RateLimiter,
     recorder: UsageRecorder,
     rate_limit_per_second: float,
+    event_budget: EventBudget,
     max_body_bytes: int,
     max_batch: int,
 ) -> None:
@@ -156,9 +159,13 @@ def add_events_route(
         except (Unauthorized, _Rejected) as exc:
             return exc.response
         try:
-            result: BatchResult = await run_in_threadpool(recorder.record, events, tenant_id=tenant)
+            result: BatchResult = await run_in_threadpool(
+                recorder.record, events, tenant_id=tenant, budget=event_budget
+            )
         except EventValidationError as exc:
             return json_response({"error": exc.as_dict()}, exc.status)
+        except BudgetExceeded as exc:
+            return budget_refusal(exc)
         fields = getattr(request.state, "fields", None)  # the access log's, when there is one
         if fields is not None:
             fields.update(
@@ -192,18 +199,39 @@ def events_response(result: BatchResult, tenant: str, recorder: UsageRecorder) -
     return json_response(body, 200, headers)
 
 
+def budget_refusal(exc: BudgetExceeded) -> Response:
+    """429 with ``Retry-After`` over the event budget; 413 for a batch larger than its burst."""
+    if exc.retry_after is None:
+        return error(413, "batch_too_large", "body", f"body: {exc}")
+    return error(
+        429,
+        "event_budget_exceeded",
+        "",
+        str(exc),
+        {"Retry-After": str(exc.retry_after)},
+        events_per_second=exc.budget.rate,
+        burst=exc.budget.burst,
+    )
+
+
 def quota_refusal(
     result: BatchResult, tenant: str, recorder: UsageRecorder, first: EventOutcome
 ) -> dict:
     """The 402 error: the meter, its limit, the plan, and the plan to upgrade to."""
-    plan, upgrade = result.plan_of(tenant)
+    plan, upgrade = result.plan_of(tenant, first.term)
+    if first.term:
+        upgrade = None
     info = recorder.directory.meters.get(first.meter)
     unit = f" {info.unit}" if info else ""
-    how = (
-        f"upgrade to plan {upgrade!r} to continue (`meterline tenants set-plan {tenant} {upgrade}`)"
-        if upgrade
-        else "contact your account team to raise the limit"
-    )
+    if first.term:  # judged under a plan no longer in force: an upgrade now cannot change it
+        how = (
+            "the event is dated when that plan was in force, and a past period keeps the "
+            "limits it had"
+        )
+    elif upgrade:
+        how = f"upgrade to plan {upgrade!r} to continue (`meterline tenants set-plan {tenant} {upgrade}`)"
+    else:
+        how = "contact your account team to raise the limit"
     message = (
         f"{first.meter}: monthly limit of {format_quantity(first.limit)}{unit} reached on plan "
         f"{plan!r} (used {format_quantity(first.quantity)}); {how}"

@@ -19,10 +19,12 @@ from meterline.bench.recording import api_call_events, seconds_in_threads
 _SERVER = """
 import sys, redis, uvicorn
 from meterline.core.db import get_engine
+from ingestion.ratelimit import EventBudget
 from meterline.server import create_app
 db, rurl, prefix, port = sys.argv[1:5]
 app = create_app(get_engine(db), redis.Redis.from_url(rurl), prefix=prefix, admin_key=None,
-                 rate_limit_per_second=1e9, rate_limit_burst=1e9)
+                 rate_limit_per_second=1e9, rate_limit_burst=1e9,
+                 event_budget=EventBudget(1e9, 10**9))
 uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
 """
 

@@ -29,6 +29,7 @@ def serve(
     concurrency limit from the METERLINE_HTTP_* settings."""
     import uvicorn
 
+    from ingestion.ratelimit import EventBudget
     from meterline.cli.access_log import serve_log_config
     from meterline.core.secrets import secret_key
     from meterline.http_limits import uvicorn_config
@@ -41,6 +42,7 @@ def serve(
         secret_key=secret_key(settings), cost_estimator=catalog_cost_estimator(rt.engine),
         trusted_proxies=settings.trusted_proxies, key_cache_ttl=settings.key_cache_ttl,
         unknown_key_limit=settings.unknown_key_limit, body_timeout=settings.http_body_timeout,
+        event_budget=EventBudget(settings.event_rate, settings.event_burst),
     )  # fmt: skip
     base = f"http://{host}:{port}"
     console.print(f"Meterline API on {base}  (docs: {base}/docs)")

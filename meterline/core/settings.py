@@ -46,6 +46,8 @@ DEFAULT_HTTP_HEADER_TIMEOUT = 10.0
 DEFAULT_HTTP_BODY_TIMEOUT = 30.0
 DEFAULT_HTTP_KEEPALIVE_TIMEOUT = 5
 DEFAULT_HTTP_MAX_CONCURRENCY = 1000
+DEFAULT_EVENT_RATE = 10_000  # events per second and tenant through the HTTP API
+DEFAULT_EVENT_BURST = 20_000
 
 
 VARIABLES_FILE = Path(__file__).with_name("variables.toml")
@@ -159,6 +161,8 @@ class Settings(BaseSettings):
     http_max_concurrency: int = variable(
         "METERLINE_HTTP_MAX_CONCURRENCY", default=DEFAULT_HTTP_MAX_CONCURRENCY
     )
+    event_rate: int = variable("METERLINE_EVENT_RATE", default=DEFAULT_EVENT_RATE)
+    event_burst: int = variable("METERLINE_EVENT_BURST", default=DEFAULT_EVENT_BURST)
 
     @model_validator(mode="before")
     @classmethod
@@ -268,6 +272,16 @@ class Settings(BaseSettings):
                 f"METERLINE_UNKNOWN_KEY_LIMIT must be a rate like 20/minute, got {value!r}"
             ) from None
         return value
+
+    @field_validator("event_rate", mode="before")
+    @classmethod
+    def _event_rate(cls, value: Any) -> int:
+        return _whole_number(value, "METERLINE_EVENT_RATE", "a whole number of events/s >= 1", 1)
+
+    @field_validator("event_burst", mode="before")
+    @classmethod
+    def _event_burst(cls, value: Any) -> int:
+        return _whole_number(value, "METERLINE_EVENT_BURST", "a whole number of events >= 1", 1)
 
     @field_validator("install_id")
     @classmethod

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from ingestion import keys
 from ingestion.loader import load_stream
+from ingestion.ratelimit import EventBudget
 from meterline.core.tenants import create_tenant, issue_api_key
 from meterline.server import create_app
 
@@ -102,7 +103,7 @@ MALFORMED = [
         None,
         422,
         "event[0].timestamp",
-        "days old",
+        "meterline import",
     ),
     (
         "timestamp future",
@@ -330,6 +331,7 @@ def test_concurrent_http_clients_respect_the_hard_limit(db, redis_client, prefix
         admin_key=ADMIN,
         rate_limit_per_second=10_000,
         rate_limit_burst=10_000,
+        event_budget=EventBudget(10**6, 10**6),  # this test is about the hard limit
     )
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

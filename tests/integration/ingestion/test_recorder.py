@@ -15,6 +15,7 @@ from ingestion.recorder import UsageRecorder, invalidate_plan_cache
 from ingestion.usage import live_usage
 from ingestion.validation import EventValidationError
 from meterline.core.tenants import cancel_tenant, create_tenant, set_plan
+from tests.instants import INSTANTS, ticking_from
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -158,14 +159,13 @@ def test_unique_hard_limit_admits_known_members_only(recorder, db):
 
 
 def test_event_month_is_its_own_timestamp(recorder, db, redis_client, prefix):
-    create_tenant(db, "late", "payg", at=NOW - timedelta(days=60))
-    previous_month = NOW.replace(day=1) - timedelta(days=1)
-    when = previous_month.replace(hour=12, minute=0)
-    if NOW - when > timedelta(days=34):
-        when = NOW - timedelta(days=30)
-    recorder.record(
-        [{"tenant_id": "late", "meter": "api_calls", "value": 7, "timestamp": when.isoformat()}]
-    )
+    month_start = INSTANTS["first-second-of-a-month"]
+    when = month_start - timedelta(hours=3)  # late, within the grace hours, last month
+    with ticking_from(month_start + timedelta(hours=2)):
+        create_tenant(db, "late", "payg", at=month_start - timedelta(days=60))
+        recorder.record(
+            [{"tenant_id": "late", "meter": "api_calls", "value": 7, "timestamp": when.isoformat()}]
+        )
     assert month_counter(redis_client, prefix, "late", "api_calls", when) == 7
     hour = redis_client.hget(keys.hour_key(prefix, "late", when.strftime("%Y%m%d%H")), "api_calls")
     assert int(hour) == 7 * keys.MICRO

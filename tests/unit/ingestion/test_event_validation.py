@@ -46,8 +46,8 @@ def test_valid_batch_is_prepared_with_copy_rows_and_buckets(directory):
     )
     assert batch.ids == ["evt_1", "evt_2"]
     assert batch.by_tenant == {"acme": [0, 1]}
-    # value in micro-units, the hour bucket of the event's own timestamp (UTC)
-    assert batch.args[1][3] == 2_500_000 and batch.args[1][4] == "2026101511"
+    # value in micro-units (as hi * 1e9 + lo), the hour bucket of the event's own time (UTC)
+    assert batch.args[1][3:5] == [0, 2_500_000] and batch.args[1][5] == "2026101511"
     tenant, event_id, meter, value, occurred, dims, _received = (
         batch.rows[0].rstrip("\n").split("\t")
     )
@@ -80,7 +80,7 @@ def test_valid_batch_is_prepared_with_copy_rows_and_buckets(directory):
         ({"timestamp": "2026-10-15T11:00:00"}, "timestamp", "timezone"),
         ({"timestamp": "yesterday"}, "timestamp", "ISO-8601"),
         ({"timestamp": 1760000000}, "timestamp", "ISO-8601"),
-        ({"timestamp": "2026-08-01T00:00:00Z"}, "timestamp", "35 days"),
+        ({"timestamp": "2026-10-12T11:59:59Z"}, "timestamp", "meterline import"),
         ({"timestamp": "2026-10-15T12:06:00Z"}, "timestamp", "future"),
         ({"id": "x" * 129}, "id", "1-128"),
         ({"id": "bad\nid"}, "id", "control"),
@@ -121,7 +121,7 @@ def test_missing_id_and_timestamp_are_generated(directory):
 
 def test_historical_mode_accepts_any_past_timestamp(directory):
     batch = check(directory, [event(timestamp="2019-03-01T00:00:00Z")], historical=True)
-    assert batch.args[0][4] == "2019030100"
+    assert batch.args[0][5] == "2019030100"
     with pytest.raises(EventValidationError, match="future"):
         check(directory, [event(timestamp="2027-01-01T00:00:00Z")], historical=True)
 
@@ -138,12 +138,12 @@ def test_unique_meter_requires_its_dimension(directory):
     with pytest.raises(EventValidationError, match=r"dimensions\.user_id: is required"):
         check(directory, [event(meter="active_users", dimensions={"x": "y"})])
     batch = check(directory, [event(meter="active_users", dimensions={"user_id": "u7"})])
-    assert batch.args[0][2] == "u" and batch.args[0][6] == "u7"
+    assert batch.args[0][2] == "u" and batch.args[0][7] == "u7"
 
 
 def test_count_meter_counts_events_not_values(directory):
     batch = check(directory, [event(meter="requests", value=42)])
-    assert batch.args[0][3] == 1_000_000
+    assert batch.args[0][3:5] == [0, 1_000_000]
 
 
 def test_copy_rows_escape_backslashes(directory):
