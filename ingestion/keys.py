@@ -5,7 +5,9 @@ can touch them all.
 Per tenant ``t`` (``B = <prefix>:{t}:``):
 
 =============================  ==========================================================
-``B plan``                     hash: cached plan limits + tenant status (TTL, invalidated)
+``B plan``                     hash: cached plan history (the terms of meterline.plan_in_force
+                               from a recent instant on, with limits and tenant status; TTL,
+                               invalidated on a plan change; see ingestion/plans.py)
 ``B id:<event id>``            string: dedupe marker, ``SET NX EX <window>``
 ``B m:<YYYYMM>``               hash: month counters (``<meter>`` quantity in micro-units,
                                ``<meter>:n`` events, ``<meter>:r``/``:rn`` refused, ``:t``)
@@ -14,7 +16,8 @@ Per tenant ``t`` (``B = <prefix>:{t}:``):
 ``B hu:<meter>:<YYYYMMDDHH>``  HyperLogLog of the unique dimension (hour)
 ``B us:<meter>:<YYYYMM>``      set: exact members, only for unique meters with a hard limit
 ``B events``                   stream: accepted raw events, COPY-ready rows
-``B rl``                       hash: HTTP token bucket
+``B rl``                       hash: HTTP request token bucket
+``B eb``                       hash: event budget token bucket (spent by the record script)
 =============================  ==========================================================
 
 Global: ``<prefix>:streams`` (set of tenant ids that have a stream; a hint for the loader).
