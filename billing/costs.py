@@ -9,11 +9,13 @@ replaces it, so a corrected file can simply be imported again.
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+
+from meterline.core import periods
 
 COLUMNS = ("month", "cost_pool", "driver_meter", "amount")
 
@@ -23,15 +25,14 @@ class CostImportError(ValueError):
 
 
 def _month(value: str, where: str) -> date:
-    for fmt in ("%Y-%m", "%Y-%m-%d"):
-        try:
-            parsed = datetime.strptime(value.strip(), fmt).date()
-        except ValueError:
-            continue
-        if parsed.day != 1:
-            raise CostImportError(f"{where}.month: {value!r} must be a month (YYYY-MM)")
-        return parsed
-    raise CostImportError(f"{where}.month: {value!r} is not a month, use YYYY-MM")
+    """``YYYY-MM`` (or the month's first day, ``YYYY-MM-01``, as spreadsheets write it)."""
+    text = value.strip()
+    if len(text) == 10 and text.endswith("-01"):
+        text = text[:7]
+    try:
+        return periods.parse_month(text)
+    except ValueError:
+        raise CostImportError(f"{where}.month: {value!r} is not a month, use YYYY-MM") from None
 
 
 def parse_costs(path: Path, known_meters: set[str]) -> list[dict]:

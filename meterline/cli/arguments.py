@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import typer
+
+from meterline.core import periods
 
 
 def parse_day(value: str | None, option: str = "--at") -> date | None:
@@ -20,9 +22,6 @@ def parse_day(value: str | None, option: str = "--at") -> date | None:
 
 def parse_month(value: str) -> date:
     try:
-        parsed = datetime.strptime(value, "%Y-%m")
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a month: use YYYY-MM", param_hint="--month"
-        ) from None
-    return parsed.date().replace(day=1)
+        return periods.parse_month(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
