@@ -2,6 +2,7 @@
 
 import importlib.util
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -53,7 +54,12 @@ def test_makefile_has_the_documented_targets_and_ci_calls_make_test():
     makefile = (ROOT / "Makefile").read_text()
     for target in ("install", "demo", "test", "ui", "lint", "bench"):
         assert re.search(rf"^{target}:", makefile, re.M), target
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M), ".ci/run must end by running `make test`"
+    parsed = subprocess.run(
+        ["bash", "-n", str(ROOT / ".ci" / "run")], capture_output=True, text=True
+    )
+    assert parsed.returncode == 0, f".ci/run is not valid bash: {parsed.stderr}"
 
 
 def test_dbt_core_is_pinned_below_1_12():
