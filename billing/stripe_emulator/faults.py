@@ -6,7 +6,7 @@ next ``count`` matching requests (after ``skip`` of them pass) fail with ``statu
 
 - ``before``: the request never reaches the API (nothing runs, nothing is stored);
 - ``during``: the request starts executing (its changes are kept: the worst case) and fails
-  with ``status``; like Stripe, that failure is stored under the request's idempotency key and
+  with ``status`` (``"keep_changes": false`` undoes them); like Stripe, that failure is stored under the request's idempotency key and
   replayed for the same key for 24 hours;
 - ``after``: the request runs and its result is stored under the key, but the answer is lost
   on the way back (the client sees ``status``; a retry with the key replays the success).
@@ -23,7 +23,16 @@ from typing import Any
 
 from billing.stripe_emulator.failures import StripeFailure
 
-FIELDS = {"status", "count", "path_prefix", "method", "skip", "mode", "delay_seconds"}
+FIELDS = {
+    "status",
+    "count",
+    "path_prefix",
+    "method",
+    "skip",
+    "mode",
+    "delay_seconds",
+    "keep_changes",
+}
 
 
 @dataclass
@@ -35,6 +44,7 @@ class Fault:
     skip: int = 0
     mode: str = "before"
     delay_seconds: float = 0.0
+    keep_changes: bool = True  # mode "during": whether what the request changed stays
     seen: int = field(default=0)
 
     def matches(self, method: str, path: str) -> bool:

@@ -209,6 +209,7 @@ class Emulator:
                 replayed = idempotency.replay(self.state, idem_key, method, path, params)
                 if replayed is not None:
                     return replayed
+            before = json.dumps(self.state.data) if during and not during.keep_changes else None
             try:
                 check_params(params, params_class)
                 result = handler(self.state, match, params)
@@ -222,6 +223,8 @@ class Emulator:
                 status, payload = 500, _internal_error(exc)
             if during is not None:
                 status, payload = during.status or 500, during.body()
+                if before is not None:
+                    self.state.data = json.loads(before)
             if idem_key and idempotency.stores(status, payload):
                 idempotency.remember(self.state, idem_key, method, path, params, status, payload)
             if method in ("POST", "DELETE"):
