@@ -99,3 +99,54 @@ def with_retries(policy: RetryPolicy, what: str, call: Callable[[], T]) -> T:
                 delay,
             )
             policy.sleep(delay)
+
+
+class _StoredBeforeThisCall(Exception):
+    """The key's first answer was a replayed 5xx: Stripe stored it for an earlier attempt."""
+
+
+def replayed_failure(exc: Exception) -> bool:
+    """A 5xx that Stripe replayed from its idempotency store (``Idempotent-Replayed``)."""
+    headers = getattr(exc, "headers", None) or {}
+    return (
+        isinstance(exc, stripe.StripeError)
+        and (exc.http_status or 0) >= 500
+        and str(headers.get("idempotent-replayed", headers.get("Idempotent-Replayed"))) == "true"
+    )
+
+
+def with_idempotent_retries(
+    policy: RetryPolicy, what: str, call: Callable[[str], T], key: str, generations: int = 5
+) -> T:
+    """``with_retries`` for a create that carries idempotency ``key`` (``call(key)``).
+
+    Stripe stores the result of a request that started executing, 500s included, and replays
+    it for the same key for 24 hours; retrying such a key can never succeed. Its docs advise a
+    new key only once you know the request did not take effect. So: a 5xx this call saw
+    first-hand is retried with the same key and then raised (the run fails; a re-run first
+    looks for what the request made, find-before-create). When the very first answer for a
+    key is a replayed 5xx, the caller has already looked since then, so the next generation
+    of the key (``<key>:g1``, ``:g2``...) is used, deterministically, so every run agrees.
+    """
+    for generation in range(generations):
+        attempt_key = key if generation == 0 else f"{key[:248]}:g{generation}"
+        first = [True]
+
+        def attempt(k: str = attempt_key, first: list[bool] = first) -> T:
+            try:
+                return call(k)
+            except stripe.StripeError as exc:
+                if first[0] and replayed_failure(exc):
+                    raise _StoredBeforeThisCall(str(exc)) from exc
+                raise
+            finally:
+                first[0] = False
+
+        try:
+            return with_retries(policy, what, attempt)
+        except _StoredBeforeThisCall:
+            log.warning("stripe %s: key generation %d has a stored failure", what, generation)
+    raise RuntimeError(
+        f"stripe {what}: {generations} generations of idempotency key {key!r} all hold stored "
+        "failures; check Stripe's status page and the request log, then re-run"
+    )

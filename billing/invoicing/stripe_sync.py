@@ -16,7 +16,13 @@ from typing import Any
 import stripe
 
 from billing.invoicing.expected import ExpectedLine
-from billing.stripe_client import RetryPolicy, metadata_of, of_install, with_retries
+from billing.stripe_client import (
+    RetryPolicy,
+    metadata_of,
+    of_install,
+    with_idempotent_retries,
+    with_retries,
+)
 from meterline.core.numbers import format_quantity
 from meterline.core.periods import month_bounds
 
@@ -59,7 +65,18 @@ class StripeSync:
         self.period_start, self.period_end = int(start.timestamp()), int(end.timestamp())
 
     def call(self, what: str, fn, *args, **kwargs):
-        return with_retries(self.retry, what, lambda: fn(*args, **kwargs))
+        key = (kwargs.get("options") or {}).get("idempotency_key")
+        if key is None:
+            return with_retries(self.retry, what, lambda: fn(*args, **kwargs))
+        # a key whose first answer is a stored 5xx moves to its next generation
+        return with_idempotent_retries(
+            self.retry,
+            what,
+            lambda k: fn(
+                *args, **{**kwargs, "options": {**kwargs["options"], "idempotency_key": k}}
+            ),
+            key,
+        )
 
     def key(self, *parts: object) -> str:
         """An idempotency key: unique to this installation (keys are per Stripe account)."""

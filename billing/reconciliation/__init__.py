@@ -7,7 +7,8 @@ missing_in_stripe, unexpected_in_stripe, duplicate_in_stripe, status_issue).
 Expected amount = ``sum(analytics.fct_invoice_lines.amount)`` of the tenant's month (equal to
 ``fct_invoices``, tested in dbt) plus the prior-period adjustment lines Meterline put on that
 month's invoice. A tenant whose total was below the minimum amount (recorded ``skipped``) is
-expected to have no invoice. Stripe's invoices are found by metadata ``meterline_period``.
+expected to have no invoice. Stripe's invoices are found by lists (never by search alone,
+which is eventually consistent; see ``stripe_invoices``) and metadata ``meterline_period``.
 
 Results replace the month's rows in ``meterline.invoice_reconciliation``; a CSV and a
 self-contained HTML report are written to ``<reports_dir>/<YYYY-MM>/``.

@@ -17,7 +17,7 @@ from billing.reconciliation.stripe_invoices import invoices_by_tenant
 from billing.stripe_client import RetryPolicy
 from meterline.core import clock
 from meterline.core.installation import install_id
-from meterline.core.periods import month_start
+from meterline.core.periods import month_bounds, month_start
 
 
 def reconcile(
@@ -39,8 +39,15 @@ def reconcile(
     retry = retry or RetryPolicy()
     now = now or clock.now()
     expected = read_expectations(engine, period)
+    start, _ = month_bounds(period)
+    created = (int(start.timestamp()), int(max(now, clock.now()).timestamp()) + 1)
     invoices = invoices_by_tenant(
-        stripe_client, f"{period:%Y-%m}", install or install_id(engine), retry, expected.records
+        stripe_client,
+        f"{period:%Y-%m}",
+        install or install_id(engine),
+        retry,
+        expected.records,
+        created,
     )
     result = ReconciliationResult(period=period, rows=compare(period, expected, invoices, now))
     store_rows(engine, period, result.rows)

@@ -1,7 +1,22 @@
-"""The month's invoices in Stripe, per tenant (``metadata.meterline_tenant_id``)."""
+"""The month's invoices in Stripe, per tenant (``metadata.meterline_tenant_id``).
+
+Found by lists, which Stripe serves from its primary store (read-after-write), never by
+search alone: Stripe's search index is eventually consistent (new objects appear within about
+a minute, up to an hour during incidents), so a reconciliation that trusted search could
+miss a duplicate or hand-made invoice and call the month "matched". The sources, unioned by id:
+
+1. every invoice of the account created in ``[month start, now]`` (``created`` range list);
+2. every invoice of each tenant's customer in that range (``customer`` + ``created`` list);
+3. each invoice Meterline recorded (retrieve; it may predate the range);
+4. search, only as a cross-check: an invoice only search returned is added and logged.
+
+Only this installation's invoices are kept (``of_install``): another install sharing the
+account is neither matched nor reported as unexpected.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -9,19 +24,72 @@ import stripe
 
 from billing.stripe_client import RetryPolicy, metadata_of, of_install, with_retries
 
+log = logging.getLogger(__name__)
 
-def search_month(
-    client: stripe.StripeClient, tag: str, install: str, retry: RetryPolicy
+
+def _listed(
+    client: stripe.StripeClient, retry: RetryPolicy, what: str, params: dict[str, Any]
 ) -> list[Any]:
-    """The month's invoices that are this installation's business (``of_install``): another
-    install sharing the account is neither matched nor reported as unexpected."""
+    page = with_retries(
+        retry, what, lambda: client.v1.invoices.list(params={**params, "limit": 100})
+    )
+    return list(page.auto_paging_iter())
+
+
+def _recorded(client: stripe.StripeClient, retry: RetryPolicy, invoice_id: str) -> Any | None:
+    try:
+        return with_retries(
+            retry, "invoice retrieve", lambda: client.v1.invoices.retrieve(invoice_id)
+        )
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status != 404:
+            raise
+        return None  # a recorded invoice gone from Stripe: the tenant is missing_in_stripe
+
+
+def _searched(client: stripe.StripeClient, retry: RetryPolicy, tag: str) -> list[Any]:
     query = f"metadata['meterline_period']:'{tag}'"
     page = with_retries(
         retry,
         "invoice search",
         lambda: client.v1.invoices.search(params={"query": query, "limit": 100}),
     )
-    return [inv for inv in page.auto_paging_iter() if of_install(inv, install)]
+    return list(page.auto_paging_iter())
+
+
+def month_invoices(
+    client: stripe.StripeClient,
+    tag: str,
+    install: str,
+    retry: RetryPolicy,
+    records: dict[str, Any],
+    created: tuple[int, int],
+) -> list[Any]:
+    """This installation's invoices tagged ``meterline_period = tag``, from lists (see above);
+    ``created`` is the ``(gte, lt)`` range of creation times to list."""
+    window = {"gte": created[0], "lt": created[1]}
+    found: dict[str, Any] = {}
+    for inv in _listed(client, retry, "invoice list", {"created": window}):
+        found[inv.id] = inv
+    for record in records.values():
+        if record.stripe_invoice_id and record.stripe_invoice_id not in found:
+            inv = _recorded(client, retry, record.stripe_invoice_id)
+            if inv is not None:
+                found[inv.id] = inv
+    customers = {inv.customer for inv in found.values() if _tagged(inv, tag)}
+    for customer in sorted(customers):
+        params = {"customer": customer, "created": window}
+        for inv in _listed(client, retry, "customer invoice list", params):
+            found.setdefault(inv.id, inv)
+    for inv in _searched(client, retry, tag):
+        if inv.id not in found:
+            log.warning("invoice %s was found by search but by no list; reconciling it", inv.id)
+            found[inv.id] = inv
+    return [inv for inv in found.values() if _tagged(inv, tag) and of_install(inv, install)]
+
+
+def _tagged(inv: Any, tag: str) -> bool:
+    return metadata_of(inv).get("meterline_period") == tag
 
 
 def invoices_by_tenant(
@@ -30,26 +98,11 @@ def invoices_by_tenant(
     install: str,
     retry: RetryPolicy,
     records: dict[str, Any],
+    created: tuple[int, int],
 ) -> dict[str, list[Any]]:
-    """Search results by tenant, plus each recorded invoice search did not return (search
-    is eventually consistent; a recorded invoice gone from Stripe is left out)."""
+    """``month_invoices`` by tenant (an untagged tenant shows as ``(customer cus_...)``)."""
     by_tenant: dict[str, list[Any]] = defaultdict(list)
-    seen_ids = set()
-    for inv in search_month(client, tag, install, retry):
+    for inv in month_invoices(client, tag, install, retry, records, created):
         tenant = metadata_of(inv).get("meterline_tenant_id") or f"(customer {inv.customer})"
         by_tenant[tenant].append(inv)
-        seen_ids.add(inv.id)
-    for tenant_id, record in records.items():
-        if record.stripe_invoice_id and record.stripe_invoice_id not in seen_ids:
-            try:
-                inv = with_retries(
-                    retry,
-                    "invoice retrieve",
-                    lambda rid=record.stripe_invoice_id: client.v1.invoices.retrieve(rid),
-                )
-            except stripe.InvalidRequestError as exc:
-                if exc.http_status != 404:
-                    raise
-                continue
-            by_tenant[tenant_id].append(inv)
     return by_tenant

@@ -1,11 +1,18 @@
 """Fault injection: the next matching requests fail (before or after they execute) or stall.
 
 ``POST /_emulator/faults`` ``{"status": 500, "count": 3, "path_prefix": "/v1/invoiceitems",
-"method": "POST", "skip": 0, "mode": "before"|"after", "delay_seconds": 0}``: the next
-``count`` matching requests (after ``skip`` of them pass) fail with ``status``. ``mode:
-after`` executes the request first and then answers with the error, as when a response is
-lost on the way back; ``delay_seconds`` sleeps before answering (a timeout, when longer than
-the client's).
+"method": "POST", "skip": 0, "mode": "before"|"during"|"after", "delay_seconds": 0}``: the
+next ``count`` matching requests (after ``skip`` of them pass) fail with ``status``.
+
+- ``before``: the request never reaches the API (nothing runs, nothing is stored);
+- ``during``: the request starts executing (its changes are kept: the worst case) and fails
+  with ``status`` (``"keep_changes": false`` undoes them); like Stripe, that failure is stored under the request's idempotency key and
+  replayed for the same key for 24 hours;
+- ``after``: the request runs and its result is stored under the key, but the answer is lost
+  on the way back (the client sees ``status``; a retry with the key replays the success).
+
+``delay_seconds`` sleeps before answering (a timeout, when longer than the client's; or a
+request in progress, whose key a concurrent request finds in use: 409).
 """
 
 from __future__ import annotations
@@ -16,7 +23,16 @@ from typing import Any
 
 from billing.stripe_emulator.failures import StripeFailure
 
-FIELDS = {"status", "count", "path_prefix", "method", "skip", "mode", "delay_seconds"}
+FIELDS = {
+    "status",
+    "count",
+    "path_prefix",
+    "method",
+    "skip",
+    "mode",
+    "delay_seconds",
+    "keep_changes",
+}
 
 
 @dataclass
@@ -28,6 +44,7 @@ class Fault:
     skip: int = 0
     mode: str = "before"
     delay_seconds: float = 0.0
+    keep_changes: bool = True  # mode "during": whether what the request changed stays
     seen: int = field(default=0)
 
     def matches(self, method: str, path: str) -> bool:
@@ -69,8 +86,8 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault field(s) {sorted(unknown)}; allowed: {sorted(FIELDS)}")
         fault = Fault(**spec)
-        if fault.mode not in ("before", "after"):
-            raise ValueError("fault mode must be 'before' or 'after'")
+        if fault.mode not in ("before", "during", "after"):
+            raise ValueError("fault mode must be 'before', 'during' or 'after'")
         with self.lock:
             self.armed.append(fault)
         return fault

@@ -9,7 +9,13 @@ from typing import Any
 
 from billing.stripe_emulator.failures import StripeFailure, missing_param
 from billing.stripe_emulator.invoice_items import line_item
-from billing.stripe_emulator.params import as_bool, as_int, as_metadata, reject_unimplemented
+from billing.stripe_emulator.params import (
+    as_bool,
+    as_int,
+    as_metadata,
+    in_created_range,
+    reject_unimplemented,
+)
 from billing.stripe_emulator.state import EmulatorState, merge_metadata, new_id
 from meterline.core import clock
 
@@ -173,8 +179,8 @@ def delete_invoice(state: EmulatorState, invoice_id: str) -> dict[str, Any]:
 
 
 def list_invoices(state: EmulatorState, params: dict[str, Any]) -> list[dict[str, Any]]:
-    reject_unimplemented(params, ("created", "due_date", "subscription", "customer_account"))
-    invoices = list(state.data["invoices"].values())
+    reject_unimplemented(params, ("due_date", "subscription", "customer_account"))
+    invoices = [i for i in state.data["invoices"].values() if in_created_range(i, params)]
     if params.get("customer"):
         invoices = [i for i in invoices if i["customer"] == params["customer"]]
     if params.get("status"):

@@ -9,6 +9,7 @@ from typing import Any
 from billing.stripe_emulator.failures import StripeFailure
 from billing.stripe_emulator.params import ParamError, as_int, parse_search_query
 from billing.stripe_emulator.state import EmulatorState
+from meterline.core import clock
 
 Render = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -84,7 +85,7 @@ def search_page(
 
 
 def search(state: EmulatorState, kind: str, query: str) -> list[dict[str, Any]]:
-    """The ``kind`` objects matching ``query``, newest first."""
+    """The ``kind`` objects matching ``query``, newest first, that the index has caught up with."""
     joiner, clauses = parse_search_query(query, SEARCH_FIELDS[kind])
 
     def matches(obj: dict[str, Any]) -> bool:
@@ -96,4 +97,10 @@ def search(state: EmulatorState, kind: str, query: str) -> list[dict[str, Any]]:
                 results.append(str(obj.get(field) or "") == value)
         return all(results) if joiner == "AND" else any(results)
 
-    return [obj for obj in state.data[kind].values() if matches(obj)][::-1]
+    # Stripe's search index lags behind writes: only objects older than the lag are found.
+    indexed_before = clock.timestamp() - state.data["config"]["search_lag_seconds"]
+    return [
+        obj
+        for obj in state.data[kind].values()
+        if obj["created"] <= indexed_before and matches(obj)
+    ][::-1]

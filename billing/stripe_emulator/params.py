@@ -167,3 +167,22 @@ def reject_unimplemented(params: dict[str, Any], names: tuple[str, ...]) -> None
                 "for this call; filter client-side instead",
                 name,
             )
+
+
+def in_created_range(obj: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Stripe's ``created`` list filter: an exact timestamp or ``{gt, gte, lt, lte}``."""
+    created = params.get("created")
+    if created in (None, ""):
+        return True
+    if not isinstance(created, dict):
+        return obj["created"] == as_int(params, "created")
+    unknown = set(created) - {"gt", "gte", "lt", "lte"}
+    if unknown:
+        raise ParamError(f"Received unknown parameter: created[{sorted(unknown)[0]}]", "created")
+    bound = {op: as_int(created, op) for op in created}
+    return (
+        ("gt" not in bound or obj["created"] > bound["gt"])
+        and ("gte" not in bound or obj["created"] >= bound["gte"])
+        and ("lt" not in bound or obj["created"] < bound["lt"])
+        and ("lte" not in bound or obj["created"] <= bound["lte"])
+    )

@@ -12,6 +12,9 @@ browser page of another origin (a request with an ``Origin`` header or a cross-s
 
 - ``POST /_emulator/reset``: forget every object and idempotency key.
 - ``POST /_emulator/faults`` (see ``faults``); ``DELETE /_emulator/faults`` clears them.
+- ``POST /_emulator/config`` ``{"search_lag_seconds": 60}``: Stripe's search is eventually
+  consistent; an object becomes searchable only that long after it was created, on the
+  emulator's clock (``meterline.core.clock``). ``GET`` shows the config; reset clears it.
 - ``GET /_emulator/faults``, ``GET /_emulator/health``, ``GET /_emulator/requests`` (a log of
   the last requests: method, path, status, idempotency key, replayed).
 """
@@ -32,7 +35,7 @@ from urllib.parse import urlsplit
 
 from billing.stripe_emulator import idempotency
 from billing.stripe_emulator.failures import StripeFailure
-from billing.stripe_emulator.faults import Faults
+from billing.stripe_emulator.faults import Fault, Faults
 from billing.stripe_emulator.params import ParamError, check_params, decode_form
 from billing.stripe_emulator.routes import find_route
 from billing.stripe_emulator.state import EmulatorState
@@ -55,6 +58,7 @@ class Emulator:
         )
         self.state = EmulatorState(state_dir)
         self.faults = Faults()
+        self.in_flight = idempotency.InFlight()
         self.log: deque[dict[str, Any]] = deque(maxlen=500)
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: str) -> Response:
@@ -110,6 +114,13 @@ class Emulator:
                 self.faults.clear()
                 return 200, {"faults": []}, {}
             return 200, {"faults": self.faults.describe()}, {}
+        if path == "/_emulator/config":
+            if method == "POST":
+                try:
+                    self.state.configure(json.loads(body or "{}"))
+                except (ValueError, TypeError) as exc:
+                    return 400, _admin_error(str(exc)), {}
+            return 200, {"config": self.state.data["config"]}, {}
         if path == "/_emulator/requests":
             return 200, {"requests": list(self.log)}, {}
         return (
@@ -129,6 +140,26 @@ class Emulator:
         if refused is not None:
             return 401, refused.body(), base_headers
 
+        idem_key = headers.get("idempotency-key") if method == "POST" else None
+        if not idem_key:
+            return self._api_call(method, path, query, base_headers, body, None)
+        refused = idempotency.too_long(idem_key) or self.in_flight.claim(idem_key)
+        if refused is not None:
+            return refused[0], refused[1], {**base_headers, **refused[2]}
+        try:
+            return self._api_call(method, path, query, base_headers, body, idem_key)
+        finally:
+            self.in_flight.release(idem_key)
+
+    def _api_call(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        base_headers: dict[str, str],
+        body: str,
+        idem_key: str | None,
+    ) -> Response:
         fault = self.faults.take(method, path)
         if fault and fault.delay_seconds:
             time.sleep(fault.delay_seconds)
@@ -144,15 +175,23 @@ class Emulator:
                 base_headers,
             )
 
-        status, payload, extra = self._execute(method, path, params, headers)
+        during = fault if fault and fault.status and fault.mode == "during" else None
+        status, payload, extra = self._execute(method, path, params, idem_key, during)
         extra = {**base_headers, **extra}
         if fault and fault.status and fault.mode == "after":
             return fault.status, fault.body(), {**extra, **fault.headers()}
         return status, payload, extra
 
     def _execute(
-        self, method: str, path: str, params: dict[str, Any], headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        idem_key: str | None,
+        during: Fault | None,
     ) -> Response:
+        """Run the call; ``during``: it fails with a 500 once it started executing (stored
+        under the key, as Stripe does, with whatever the call changed kept)."""
         route = find_route(method, path)
         if route is None:
             return (
@@ -165,12 +204,12 @@ class Emulator:
                 {},
             )
         match, params_class, handler = route
-        idem_key = headers.get("idempotency-key") if method == "POST" else None
         with self.state.lock:
             if idem_key:
                 replayed = idempotency.replay(self.state, idem_key, method, path, params)
                 if replayed is not None:
                     return replayed
+            before = json.dumps(self.state.data) if during and not during.keep_changes else None
             try:
                 check_params(params, params_class)
                 result = handler(self.state, match, params)
@@ -180,12 +219,24 @@ class Emulator:
                 return 400, StripeFailure(400, str(exc), param=exc.param, code=exc.code).body(), {}
             except StripeFailure as exc:
                 status, payload = exc.status, exc.body()
-            if idem_key:
+            except Exception as exc:  # a bug in the emulator: Stripe's stored 500
+                status, payload = 500, _internal_error(exc)
+            if during is not None:
+                status, payload = during.status or 500, during.body()
+                if before is not None:
+                    self.state.data = json.loads(before)
+            if idem_key and idempotency.stores(status, payload):
                 idempotency.remember(self.state, idem_key, method, path, params, status, payload)
             if method in ("POST", "DELETE"):
                 self.state.save()
         extra = {"Idempotency-Key": idem_key} if idem_key else {}
         return status, payload, extra
+
+
+def _internal_error(exc: Exception) -> dict[str, Any]:
+    return StripeFailure(
+        500, f"Emulator error: {type(exc).__name__}: {exc}", type="api_error"
+    ).body()
 
 
 def _admin_error(message: str) -> dict[str, Any]:
@@ -223,13 +274,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             status, payload, extra = self.emulator.handle(self.command, self.path, headers, body)
         except Exception as exc:  # a bug in the emulator: answer like Stripe's 500
-            status, payload, extra = (
-                500,
-                StripeFailure(
-                    500, f"Emulator error: {type(exc).__name__}: {exc}", type="api_error"
-                ).body(),
-                {},
-            )
+            status, payload, extra = 500, _internal_error(exc), {}
         data = json.dumps(payload, indent=2).encode()
         try:
             self.send_response(status)

@@ -19,6 +19,7 @@ from typing import Any
 from billing.stripe_emulator.failures import missing
 
 _ALPHABET = string.ascii_letters + string.digits
+DEFAULT_CONFIG: dict[str, Any] = {"search_lag_seconds": 0}
 
 
 def new_id(prefix: str) -> str:
@@ -53,7 +54,23 @@ class EmulatorState:
             "invoiceitems": {},
             "idempotency": {},
             "invoice_numbers": {},
+            "balance_transactions": {},
+            "config": dict(DEFAULT_CONFIG),
         }
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        """Set emulator behaviour (``/_emulator/config``); unknown names are refused."""
+        unknown = set(changes) - set(DEFAULT_CONFIG)
+        if unknown:
+            raise ValueError(
+                f"unknown config field(s) {sorted(unknown)}; allowed: {sorted(DEFAULT_CONFIG)}"
+            )
+        lag = changes.get("search_lag_seconds", self.data["config"]["search_lag_seconds"])
+        if not isinstance(lag, int | float) or lag < 0:
+            raise ValueError("search_lag_seconds must be a number of seconds >= 0")
+        with self.lock:
+            self.data["config"]["search_lag_seconds"] = lag
+            self.save()
 
     # persistence ------------------------------------------------------------------------
     def save(self) -> None:

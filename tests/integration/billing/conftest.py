@@ -22,3 +22,16 @@ def client(emulator):
         timeout=5,
     ).raise_for_status()
     return make_stripe_client("sk_test_emulator", emulator.url, timeout=5)
+
+
+def admin(emulator, method: str, path: str, body: dict | None = None) -> dict:
+    """Call the emulator's ``/_emulator/<path>`` admin endpoint with its token."""
+    response = requests.request(
+        method,
+        f"{emulator.url}/_emulator/{path}",
+        json=body,
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return response.json()

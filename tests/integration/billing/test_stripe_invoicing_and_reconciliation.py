@@ -21,8 +21,9 @@ from billing.catalog import load_catalog
 from billing.invoicing import InvoicingError, create_invoices
 from billing.rating import rate_invoice
 from billing.reconciliation import reconcile
-from billing.stripe_client import RetryPolicy, make_stripe_client
+from billing.stripe_client import RetryPolicy, make_stripe_client, metadata_of
 from meterline.core.tenants import create_tenant
+from tests.integration.billing.conftest import admin
 
 D = Decimal
 CATALOG = load_catalog()
@@ -108,10 +109,18 @@ def mart(db):
 
 
 def stripe_invoices(client, period: date, tenant_id: str | None = None) -> list:
-    query = f"metadata['meterline_period']:'{period:%Y-%m}'"
-    if tenant_id:
-        query += f" AND metadata['meterline_tenant_id']:'{tenant_id}'"
-    return list(client.v1.invoices.search(params={"query": query}).auto_paging_iter())
+    """The period's invoices (of ``tenant_id``), newest first, by list: search may lag."""
+    return [
+        inv
+        for inv in client.v1.invoices.list(params={"limit": 100}).auto_paging_iter()
+        if metadata_of(inv).get("meterline_period") == f"{period:%Y-%m}"
+        and (tenant_id is None or metadata_of(inv).get("meterline_tenant_id") == tenant_id)
+    ]
+
+
+def search_lag(emulator, seconds: int) -> None:
+    """Stripe's search is eventually consistent: nothing new is searchable for ``seconds``."""
+    admin(emulator, "POST", "config", {"search_lag_seconds": seconds})
 
 
 def lines_of(client, invoice) -> list[tuple[str, int]]:
@@ -170,6 +179,7 @@ def _three_tenants(db, mart):
 
 def test_three_runs_one_with_500s_mid_run_leave_one_invoice_per_tenant(db, mart, client, emulator):
     expected = _three_tenants(db, mart)
+    search_lag(emulator, 3600)  # Stripe's search during an incident: nothing new is found
 
     # Run 1: from the 5th invoice item on, every invoice-item call fails with 500 -> a partial run.
     fault(emulator, status=500, count=1000, path_prefix="/v1/invoiceitems", method="POST", skip=4)
@@ -194,7 +204,10 @@ def test_three_runs_one_with_500s_mid_run_leave_one_invoice_per_tenant(db, mart,
         mode="after",
     )
     slow_client = make_stripe_client("sk_test_emulator", emulator.url, timeout=1)
-    second = create_invoices(db, slow_client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+    # the timed-out request is still running: its key is in use (409) until it finishes, so
+    # the backoff must outlast it (Stripe: "retry this request later")
+    patient = RetryPolicy(max_attempts=8, base_delay=0.1, max_delay=0.8)
+    second = create_invoices(db, slow_client, SEP, usage_cutoff=cutoff(SEP), retry=patient)
     assert {i.tenant_id for i in second.invoices} == set(expected)
     assert second.count("resumed") + second.count("unchanged") + second.count("created") == 3
     log = requests.get(
@@ -235,6 +248,35 @@ def db_reports(db):
     return Path(os.environ["METERLINE_HOME"]) / "reports"
 
 
+def test_a_stored_500_is_resumed_by_a_rerun_with_the_next_key_generation(
+    db, mart, client, emulator
+):
+    """Stripe stores a 500 under the key of a request that started executing and replays it
+    for 24 h: the re-run looks for what exists, then uses the key's next generation."""
+    expected = _three_tenants(db, mart)
+    search_lag(emulator, 3600)
+    fault(
+        emulator, status=500, count=1, path_prefix="/v1/invoiceitems", method="POST", skip=1,
+        mode="during", keep_changes=False,
+    )  # fmt: skip
+    with pytest.raises(InvoicingError, match="re-run the partition to resume"):
+        create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+    log = admin(emulator, "GET", "requests")["requests"]
+    assert any(r["replayed"] and r["status"] == 500 for r in log), "the stored 500 was replayed"
+
+    second = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+    assert {i.tenant_id for i in second.invoices} == set(expected)
+    third = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+    assert third.count("unchanged") == 3
+    for tenant_id, total in expected.items():
+        [invoice] = stripe_invoices(client, SEP, tenant_id)
+        assert (invoice.status, invoice.total) == ("open", total), tenant_id
+    keys = [r["idempotency_key"] for r in admin(emulator, "GET", "requests")["requests"]]
+    assert any(k and k.endswith(":g1") for k in keys), "the re-run moved to generation 1"
+    report = reconcile(db, client, SEP, reports_dir=db_reports(db))
+    assert report.counts()["matched"] == 3 and not report.has_unexplained_differences
+
+
 def test_minimum_amount_and_open_month_guard(db, mart, client):
     create_tenant(db, "small", "payg", at=date(2026, 1, 1))
     mart.put("small", SEP, "payg", {"api_calls": D(10_500)})  # $0.50
@@ -271,7 +313,9 @@ def test_reconciliation_untouched_month_all_matched(db, mart, client, tmp_path):
     assert "everything matched" in result.markdown()
 
 
-def test_reconciliation_reports_direct_stripe_changes(db, mart, client, tmp_path):
+@pytest.mark.parametrize("lag", [0, 3600], ids=["search_current", "search_lagging"])
+def test_reconciliation_reports_direct_stripe_changes(db, mart, client, emulator, tmp_path, lag):
+    search_lag(emulator, lag)  # the same categories whether or not search has caught up
     expected = _three_tenants(db, mart)
     create_tenant(db, "eps", "starter", at=date(2026, 1, 1))
     mart.put("eps", SEP, "starter", {})
