@@ -30,6 +30,8 @@ def create_invoice_item(state: EmulatorState, params: dict[str, Any]) -> dict[st
     quantity = as_int(params, "quantity", 1)
     amount = _amount(params, quantity)
     unit_amount_decimal = params.get("unit_amount_decimal")
+    if unit_amount_decimal is None:
+        unit_amount_decimal = Decimal(amount) / max(quantity or 1, 1)
     currency = _currency(params, invoice)
     now = int(clock.timestamp())
     period = params.get("period") or {}
@@ -46,20 +48,32 @@ def create_invoice_item(state: EmulatorState, params: dict[str, Any]) -> dict[st
         "invoice": invoice["id"] if invoice else None,
         "livemode": False,
         "metadata": as_metadata(params) or {},
+        "net_amount": amount,
+        "parent": None,  # a one-off item (a subscription's has subscription_details)
         "period": {
             "start": int(period.get("start", now)),
             "end": int(period.get("end", now)),
         },
+        # Stripe's 2025 shape: the unit price under ``pricing`` (price_details: the inline
+        # price Stripe makes, not emulated, so null), no top-level unit_amount_decimal
+        "pricing": {
+            "type": "price_details",
+            "price_details": None,
+            "unit_amount_decimal": _decimal_string(unit_amount_decimal),
+        },
         "proration": False,
         "quantity": quantity,
+        "quantity_decimal": str(quantity),
         "tax_rates": [],
         "test_clock": None,
-        "unit_amount_decimal": str(unit_amount_decimal)
-        if unit_amount_decimal is not None
-        else str(amount // max(quantity or 1, 1)),
     }
     state.data["invoiceitems"][item["id"]] = item
     return item
+
+
+def _decimal_string(value: object) -> str:
+    """Stripe's decimal string: ``"12.5"``, ``"100"`` (no exponent, no trailing zeros)."""
+    return format(Decimal(str(value)).normalize(), "f")
 
 
 def _draft_to_add_to(
@@ -161,10 +175,11 @@ def line_item(item: dict[str, Any]) -> dict[str, Any]:
             "subscription_item_details": None,
         },
         "period": item["period"],
-        "pricing": {
-            "type": "price_details",
-            "unit_amount_decimal": item["unit_amount_decimal"],
-        },
+        "pretax_credit_amounts": [],
+        "pricing": item["pricing"],
         "quantity": item["quantity"],
+        "quantity_decimal": item["quantity_decimal"],
+        "subscription": None,
+        "subtotal": item["amount"],  # before discounts and taxes (the emulator has neither)
         "taxes": [],
     }

@@ -31,7 +31,8 @@ def finalize(state: EmulatorState, invoice_id: str, params: dict[str, Any]) -> d
     if "auto_advance" in params:
         invoice["auto_advance"] = as_bool(params, "auto_advance")
     if invoice["collection_method"] == "send_invoice" and invoice["due_date"] is None:
-        invoice["due_date"] = now + 86400 * (invoice["days_until_due"] or 30)
+        invoice["due_date"] = now + 86400 * (invoice.get("_days_until_due") or 30)
+    invoice["ending_balance"] = min(invoice["starting_balance"] + invoice["total"], 0)
     if invoice["amount_due"] == 0:
         invoice["status"] = "paid"
         invoice["status_transitions"]["paid_at"] = now

@@ -75,17 +75,27 @@ def _new_invoice(
     days: int | None,
 ) -> dict[str, Any]:
     now = int(clock.timestamp())
+    balance = customer.get("balance") or 0
     return {
         "id": new_id("in"),
         "object": "invoice",
         "account_country": "US",
         "account_name": "Meterline (Stripe emulator)",
         "amount_due": 0,
+        "amount_overpaid": 0,
         "amount_paid": 0,
         "amount_remaining": 0,
+        "amount_shipping": 0,
         "attempt_count": 0,
         "attempted": False,
         "auto_advance": as_bool(params, "auto_advance", False),
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
         "billing_reason": "manual",
         "collection_method": collection_method,
         "created": now,
@@ -93,17 +103,28 @@ def _new_invoice(
         "customer": customer["id"],
         "customer_email": customer.get("email"),
         "customer_name": customer.get("name"),
-        "days_until_due": days,
+        "customer_tax_exempt": customer.get("tax_exempt"),
+        "default_tax_rates": [],
         "description": params.get("description"),
+        "discounts": [],
         "due_date": due_date,
-        "ending_balance": None,
+        "ending_balance": None,  # set when finalized
         "footer": params.get("footer"),
         "hosted_invoice_url": None,
+        "issuer": {"type": "self"},
         "livemode": False,
         "metadata": as_metadata(params) or {},
         "number": None,
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
         "period_end": now,
         "period_start": now,
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "starting_balance": balance,
         "status": "draft",
         "status_transitions": {
             "finalized_at": None,
@@ -112,8 +133,16 @@ def _new_invoice(
             "voided_at": None,
         },
         "subtotal": 0,
+        "subtotal_excluding_tax": 0,
         "total": 0,
+        "total_discount_amounts": [],
+        "total_excluding_tax": 0,
+        "total_pretax_credit_amounts": [],
+        "total_taxes": [],
         "webhooks_delivered_at": now,
+        # not part of Stripe's invoice object (API 2025+): kept to compute due_date, and
+        # never rendered (``render_invoice`` drops ``_`` fields)
+        "_days_until_due": days,
     }
 
 
@@ -121,20 +150,22 @@ def recompute(state: EmulatorState, invoice: dict[str, Any]) -> None:
     if invoice["status"] != "draft":
         return  # a finalized invoice's amounts never change
     total = sum(i["amount"] for i in state.items_of(invoice["id"]))
-    invoice["subtotal"] = invoice["total"] = total
-    invoice["amount_due"] = invoice["amount_remaining"] = max(total, 0)
+    for field in ("subtotal", "subtotal_excluding_tax", "total", "total_excluding_tax"):
+        invoice[field] = total
+    due = max(total + invoice["starting_balance"], 0)  # a customer credit balance pays first
+    invoice["amount_due"] = invoice["amount_remaining"] = due
 
 
 def render_invoice(state: EmulatorState, invoice: dict[str, Any]) -> dict[str, Any]:
-    """The invoice as the API returns it: current amounts and its first ten lines."""
+    """The invoice as the API returns it: current amounts and its first ten lines (a list
+    object: ``object``, ``data``, ``has_more``, ``url``; no ``total_count``, as Stripe)."""
     recompute(state, invoice)
     lines = [line_item(item) for item in state.items_of(invoice["id"])]
-    rendered = dict(invoice)
+    rendered = {k: v for k, v in invoice.items() if not k.startswith("_")}
     rendered["lines"] = {
         "object": "list",
         "data": lines[:10],
         "has_more": len(lines) > 10,
-        "total_count": len(lines),
         "url": f"/v1/invoices/{invoice['id']}/lines",
     }
     return rendered
@@ -164,7 +195,7 @@ def update_invoice(state: EmulatorState, invoice_id: str, params: dict[str, Any]
     if "due_date" in params:
         invoice["due_date"] = as_int(params, "due_date")
     if "days_until_due" in params:
-        invoice["days_until_due"] = as_int(params, "days_until_due")
+        invoice["_days_until_due"] = as_int(params, "days_until_due")
     return invoice
 
 

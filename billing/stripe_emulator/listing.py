@@ -64,7 +64,8 @@ def paginate(
 def search_page(
     objects: list[dict[str, Any]], params: dict[str, Any], url: str, render: Render
 ) -> dict:
-    """A ``search_result`` page: ``limit`` objects from the ``page`` token (``page_<offset>``)."""
+    """A ``search_result`` page: ``limit`` objects from the ``page`` token (``page_<offset>``);
+    ``total_count`` only when asked for with ``expand[]=total_count``, as Stripe."""
     limit = _limit(params)
     page_token = params.get("page") or ""
     start = 0
@@ -74,14 +75,16 @@ def search_page(
         start = int(page_token[5:])
     chunk = objects[start : start + limit]
     more = len(objects) > start + limit
-    return {
+    page = {
         "object": "search_result",
         "data": [render(o) for o in chunk],
         "has_more": more,
         "next_page": f"page_{start + limit}" if more else None,
-        "total_count": len(objects),
         "url": url,
     }
+    if "total_count" in (params.get("expand") or []):
+        page["total_count"] = len(objects)
+    return page
 
 
 def search(state: EmulatorState, kind: str, query: str) -> list[dict[str, Any]]:

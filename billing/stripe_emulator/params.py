@@ -71,13 +71,6 @@ def allowed_params(params_class: str) -> frozenset[str]:
     return frozenset(names - _request_option_keys())
 
 
-def check_params(params: dict[str, Any], params_class: str) -> None:
-    allowed = allowed_params(params_class)
-    for name in params:
-        if name not in allowed:
-            raise ParamError(f"Received unknown parameter: {name}", name, "parameter_unknown")
-
-
 def as_int(params: dict[str, Any], name: str, default: int | None = None) -> int | None:
     value = params.get(name)
     if value is None or value == "":
@@ -110,11 +103,6 @@ def as_metadata(params: dict[str, Any], name: str = "metadata") -> dict[str, str
     for key, item in value.items():
         if not isinstance(item, str):
             raise ParamError(f"Invalid value for {name}[{key}]: must be a string", f"{name}[{key}]")
-        if len(key) > 40 or len(item) > 500:
-            raise ParamError(
-                f"{name}[{key}]: keys may be 40 characters and values 500 characters long",
-                f"{name}[{key}]",
-            )
     return dict(value)
 
 

@@ -1,7 +1,7 @@
 """The emulated Stripe API: (method, path, the SDK's params class, handler) per call.
 
 The params class names the SDK type the call's parameters are checked against
-(``params.check_params``); handlers take the state, the path match and the parameters.
+(``param_schema.check_params``); handlers take the state, the path match and the parameters.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _routes() -> list[tuple[str, re.Pattern, str, Handler]]:
          lambda s, m, p: inv(s, invoices.update_invoice(s, m["id"], p))),
         ("DELETE", r"/v1/invoices/(?P<id>[^/]+)", "InvoiceDeleteParams",
          lambda s, m, p: invoices.delete_invoice(s, m["id"])),
-        ("GET", r"/v1/invoices/(?P<id>[^/]+)/lines", "InvoiceListLinesParams",
+        ("GET", r"/v1/invoices/(?P<id>[^/]+)/lines", "InvoiceLineItemListParams",
          lambda s, m, p: paginate(
              [invoice_items.line_item(i) for i in s.items_of(s.invoice(m["id"])["id"])],
              p, f"/v1/invoices/{m['id']}/lines", same)),

@@ -36,7 +36,8 @@ from urllib.parse import urlsplit
 from billing.stripe_emulator import idempotency
 from billing.stripe_emulator.failures import StripeFailure
 from billing.stripe_emulator.faults import Fault, Faults
-from billing.stripe_emulator.params import ParamError, check_params, decode_form
+from billing.stripe_emulator.param_schema import check_params
+from billing.stripe_emulator.params import ParamError, decode_form
 from billing.stripe_emulator.routes import find_route
 from billing.stripe_emulator.state import EmulatorState
 from meterline.core import clock

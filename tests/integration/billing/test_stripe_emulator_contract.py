@@ -1,0 +1,270 @@
+"""The emulator keeps Stripe's API contract on every call Meterline makes.
+
+Source of truth: the installed ``stripe`` SDK (16.1.0 in uv.lock), whose typed resource
+classes (``stripe.Invoice`` ...) and request ``params`` TypedDicts are generated from Stripe's
+OpenAPI spec. The spec file itself (github.com/stripe/openapi) is not available offline, so
+the SDK stands in for it: a field the SDK annotates without ``Optional`` is required and never
+null; every field returned must be declared; every parameter accepted must be declared by the
+SDK's params class of the call the route emulates. See ``stripe_contract`` for the checker.
+
+The calls: those in ``billing/invoicing/stripe_sync.py`` and
+``billing/reconciliation/stripe_invoices.py`` (customers search/create, invoices
+list/retrieve/search/create/finalize, invoice items list/create/delete, invoice lines list),
+plus the rest the emulator serves (customer retrieve/list/update, invoice update/void/pay/
+mark_uncollectible/delete, invoice item retrieve).
+"""
+
+import inspect
+import re
+from typing import Any
+
+import pytest
+import requests
+import stripe
+
+from billing.stripe_emulator import invoices as emulator_invoices
+from billing.stripe_emulator.routes import ROUTES
+from tests.integration.billing.stripe_contract import (
+    list_problems,
+    object_problems,
+    sdk_version,
+    search_problems,
+)
+
+AUTH = {"Authorization": "Bearer sk_test_contract"}
+
+
+def api(emulator, method: str, path: str, data: dict | None = None, **headers: str) -> Any:
+    response = requests.request(
+        method,
+        emulator.url + path,
+        headers={**AUTH, **headers},
+        data=data if method == "POST" else None,
+        params=data if method == "GET" else None,
+        timeout=5,
+    )
+    return response.status_code, response.json()
+
+
+def ok(emulator, method: str, path: str, data: dict | None = None) -> Any:
+    status, body = api(emulator, method, path, data)
+    assert status == 200, body
+    return body
+
+
+def _every_call(emulator) -> dict[str, tuple[Any, Any]]:
+    """One response of every emulated call Meterline uses -> (JSON, what the SDK says it is).
+
+    Long because: it is one scripted billing month, each step's response kept for checking.
+    """
+    seen: dict[str, tuple[Any, Any]] = {}
+    meta = {"metadata[meterline_tenant_id]": "t1", "metadata[meterline_period]": "2026-11"}
+    cus = ok(emulator, "POST", "/v1/customers", {"name": "Acme", "email": "a@acme.test", **meta})
+    seen["customer create"] = cus, stripe.Customer
+    seen["customer retrieve"] = ok(emulator, "GET", f"/v1/customers/{cus['id']}"), stripe.Customer
+    seen["customer update"] = (
+        ok(emulator, "POST", f"/v1/customers/{cus['id']}", {"description": "x"}),
+        stripe.Customer,
+    )
+    seen["customer list"] = ok(emulator, "GET", "/v1/customers"), ("list", stripe.Customer)
+    query = {"query": "metadata['meterline_tenant_id']:'t1'", "limit": 100}
+    seen["customer search"] = (
+        ok(emulator, "GET", "/v1/customers/search", query),
+        ("search", stripe.Customer),
+    )
+    draft = {"customer": cus["id"], "currency": "eur", "collection_method": "send_invoice"}
+    inv = ok(emulator, "POST", "/v1/invoices", {**draft, "days_until_due": 14, **meta})
+    item = ok(
+        emulator,
+        "POST",
+        "/v1/invoiceitems",
+        {"customer": cus["id"], "invoice": inv["id"], "amount": 1250, "currency": "eur",
+         "description": "API calls", "period[start]": 1, "period[end]": 2,
+         "metadata[line_key]": "api_calls"},
+    )  # fmt: skip
+    seen["invoice item create"] = item, stripe.InvoiceItem
+    seen["invoice item retrieve"] = (
+        ok(emulator, "GET", f"/v1/invoiceitems/{item['id']}"),
+        stripe.InvoiceItem,
+    )
+    seen["invoice item list"] = (
+        ok(emulator, "GET", "/v1/invoiceitems", {"invoice": inv["id"], "limit": 100}),
+        ("list", stripe.InvoiceItem),
+    )
+    spare = ok(emulator, "POST", "/v1/invoiceitems", {"customer": cus["id"], "amount": 1,
+                                                       "currency": "eur"})  # fmt: skip
+    seen["invoice item delete"] = (
+        ok(emulator, "DELETE", f"/v1/invoiceitems/{spare['id']}"),
+        stripe.InvoiceItem,
+    )
+    seen["invoice create"] = inv, stripe.Invoice
+    seen["invoice update"] = (
+        ok(emulator, "POST", f"/v1/invoices/{inv['id']}", {"footer": "Thanks"}),
+        stripe.Invoice,
+    )
+    seen["invoice retrieve (draft)"] = (
+        ok(emulator, "GET", f"/v1/invoices/{inv['id']}"),
+        stripe.Invoice,
+    )
+    fin = ok(emulator, "POST", f"/v1/invoices/{inv['id']}/finalize", {"auto_advance": "false"})
+    seen["invoice finalize"] = fin, stripe.Invoice
+    seen["invoice lines"] = (
+        ok(emulator, "GET", f"/v1/invoices/{inv['id']}/lines", {"limit": 100}),
+        ("list", stripe.InvoiceLineItem),
+    )
+    seen["invoice list"] = (
+        ok(emulator, "GET", "/v1/invoices", {"customer": cus["id"], "created[gte]": 0}),
+        ("list", stripe.Invoice),
+    )
+    seen["invoice search"] = (
+        ok(emulator, "GET", "/v1/invoices/search", {"query": "metadata['meterline_period']:'2026-11'"}),
+        ("search", stripe.Invoice),
+    )  # fmt: skip
+    seen["invoice pay"] = ok(emulator, "POST", f"/v1/invoices/{inv['id']}/pay"), stripe.Invoice
+    for final in ("void", "mark_uncollectible"):
+        other = ok(emulator, "POST", "/v1/invoices", {**draft, "days_until_due": 14})
+        ok(emulator, "POST", "/v1/invoiceitems", {"customer": cus["id"], "invoice": other["id"],
+                                                   "amount": 5, "currency": "eur"})  # fmt: skip
+        ok(emulator, "POST", f"/v1/invoices/{other['id']}/finalize")
+        seen[f"invoice {final}"] = (
+            ok(emulator, "POST", f"/v1/invoices/{other['id']}/{final}"),
+            stripe.Invoice,
+        )
+    gone = ok(emulator, "POST", "/v1/invoices", draft)
+    seen["invoice delete"] = ok(emulator, "DELETE", f"/v1/invoices/{gone['id']}"), stripe.Invoice
+    return seen
+
+
+def contract_problems(seen: dict[str, tuple[Any, Any]]) -> list[str]:
+    found = []
+    for call, (body, kind) in seen.items():
+        if isinstance(kind, tuple):
+            shape, cls = kind
+            check = list_problems if shape == "list" else search_problems
+            found += check(body, cls, call)
+        else:
+            found += object_problems(body, kind, call)
+    return found
+
+
+def test_every_response_meterline_reads_fits_the_sdks_contract(emulator, client):
+    seen = _every_call(emulator)
+    assert contract_problems(seen) == [], f"stripe {sdk_version()}"
+    # Meterline reads these; they must be there in the current shape
+    lines = seen["invoice lines"][0]["data"]
+    assert lines[0]["parent"]["invoice_item_details"]["invoice_item"].startswith("ii_")
+    assert lines[0]["subtotal"] == 1250 and lines[0]["pricing"]["unit_amount_decimal"] == "1250"
+    assert "unit_amount_decimal" not in seen["invoice item create"][0]
+    assert "total_count" not in seen["invoice search"][0]
+    assert "total_count" not in seen["invoice finalize"][0]["lines"]
+    finalized = seen["invoice finalize"][0]
+    assert finalized["due_date"] == finalized["status_transitions"]["finalized_at"] + 14 * 86400
+
+
+def test_contract_check_names_a_required_field_the_emulator_drops(emulator, client, monkeypatch):
+    real_invoice, real_line = emulator_invoices._new_invoice, emulator_invoices.line_item
+
+    def broken_invoice(*args, **kwargs):
+        invoice = real_invoice(*args, **kwargs)
+        del invoice["issuer"]  # required by stripe.Invoice
+        invoice["days_until_due"] = 14  # not declared by stripe.Invoice (API 2025+)
+        return invoice
+
+    def broken_line(item):
+        line = real_line(item)
+        del line["subtotal"]  # required by stripe.InvoiceLineItem
+        return line
+
+    monkeypatch.setattr(emulator_invoices, "_new_invoice", broken_invoice)
+    monkeypatch.setattr(emulator_invoices, "line_item", broken_line)
+    found = contract_problems(_every_call(emulator))
+    assert "invoice create.issuer: missing; Invoice requires it" in found
+    assert "invoice create.days_until_due: not declared by stripe Invoice" in found
+    assert "invoice list.data[0].issuer: missing; Invoice requires it" in found
+    assert (
+        "invoice retrieve (draft).lines.data[0].subtotal: missing; InvoiceLineItem requires it"
+        in found
+    )
+
+
+def _sdk_calls() -> dict[tuple[str, str], str]:
+    """(HTTP method, path with ``{}`` for ids) -> the params class the SDK sends for it."""
+    from stripe import (
+        _customer_service,
+        _invoice_item_service,
+        _invoice_line_item_service,
+        _invoice_service,
+    )
+
+    calls = {}
+    for module in (_customer_service, _invoice_service, _invoice_item_service,
+                   _invoice_line_item_service):  # fmt: skip
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            for name, fn in inspect.getmembers(cls, inspect.isfunction):
+                source = inspect.getsource(fn)
+                request = re.search(r'_request\(\s*"(\w+)",\s*"([^"]+)"', source)
+                params = inspect.signature(fn).parameters.get("params")
+                if request and params is not None and not name.endswith("_async"):
+                    path = re.sub(r"\{\w+\}", "{}", request[2])
+                    calls[(request[1].upper(), path)] = re.search(
+                        r"(\w+Params)", str(params.annotation)
+                    )[1]
+    return calls
+
+
+def test_every_route_checks_parameters_against_the_sdk_call_it_emulates():
+    sdk = _sdk_calls()
+    for method, pattern, params_class, _ in ROUTES:
+        path = re.sub(r"\(\?P<\w+>\[\^/\]\+\)", "{}", pattern.pattern)
+        assert sdk.get((method, path)) == params_class, (method, path)
+
+
+def test_an_unknown_nested_parameter_is_refused_and_nothing_is_created(emulator, client):
+    cus = client.v1.customers.create(params={"name": "Acme"})
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.invoice_items.create(
+            params={"customer": cus.id, "amount": 5, "currency": "usd",
+                    "period": {"start": 1, "end": 2, "middle": 3}},  # type: ignore[typeddict-unknown-key]
+        )  # fmt: skip
+    assert refused.value.http_status == 400
+    assert (refused.value.code, refused.value.param) == ("parameter_unknown", "period[middle]")
+    assert client.v1.invoice_items.list(params={"customer": cus.id}).data == []
+    status, body = api(emulator, "GET", "/v1/invoices", {"created[after]": 1})
+    assert (status, body["error"]["param"]) == (400, "created[after]")
+
+
+LIMITS = [
+    ({"metadata": {f"k{i}": "v" for i in range(51)}}, "metadata", "up to 50 keys"),
+    ({"metadata": {"k" * 41: "v"}}, f"metadata[{'k' * 41}]", "up to 40 characters"),
+    ({"metadata": {"k": "v" * 501}}, "metadata[k]", "up to 500 characters"),
+    ({"currency": "usdx"}, "currency", "Invalid currency: usdx"),
+    ({"description": "d" * 1501}, "description", "at most 1500 characters"),
+]
+
+
+@pytest.mark.parametrize(("change", "param", "message"), LIMITS)
+def test_values_over_stripes_limits_are_refused_naming_the_parameter(
+    emulator, client, change, param, message
+):
+    cus = client.v1.customers.create(params={"name": "Acme"})
+    params = {"customer": cus.id, "currency": "usd", **change}
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.invoices.create(params=params, options={"idempotency_key": "k-" + param[:20]})
+    assert (refused.value.http_status, refused.value.param) == (400, param)
+    assert message in refused.value.user_message
+    # nothing was created and the key stays unused: the corrected request goes through
+    assert client.v1.invoices.list().data == []
+    fixed = client.v1.invoices.create(
+        params={"customer": cus.id, "currency": "usd"},
+        options={"idempotency_key": "k-" + param[:20]},
+    )
+    assert fixed.status == "draft"
+
+
+def test_values_at_stripes_limits_are_accepted(client):
+    metadata = {f"{i:02d}" + "k" * 38: "v" * 500 for i in range(50)}
+    cus = client.v1.customers.create(params={"name": "n" * 256, "metadata": metadata})
+    inv = client.v1.invoices.create(
+        params={"customer": cus.id, "currency": "jpy", "description": "d" * 1500}
+    )
+    assert len(inv.description) == 1500 and len(cus.metadata.to_dict()) == 50
