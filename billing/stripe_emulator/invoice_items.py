@@ -59,7 +59,7 @@ def create_invoice_item(state: EmulatorState, params: dict[str, Any]) -> dict[st
         "pricing": {
             "type": "price_details",
             "price_details": None,
-            "unit_amount_decimal": _decimal_string(unit_amount_decimal),
+            "unit_amount_decimal": decimal_string(unit_amount_decimal),
         },
         "proration": False,
         "quantity": quantity,
@@ -71,7 +71,7 @@ def create_invoice_item(state: EmulatorState, params: dict[str, Any]) -> dict[st
     return item
 
 
-def _decimal_string(value: object) -> str:
+def decimal_string(value: object) -> str:
     """Stripe's decimal string: ``"12.5"``, ``"100"`` (no exponent, no trailing zeros)."""
     return format(Decimal(str(value)).normalize(), "f")
 

@@ -75,27 +75,17 @@ def _new_invoice(
     days: int | None,
 ) -> dict[str, Any]:
     now = int(clock.timestamp())
-    balance = customer.get("balance") or 0
-    return {
+    invoice = {
         "id": new_id("in"),
         "object": "invoice",
         "account_country": "US",
         "account_name": "Meterline (Stripe emulator)",
         "amount_due": 0,
-        "amount_overpaid": 0,
         "amount_paid": 0,
         "amount_remaining": 0,
-        "amount_shipping": 0,
         "attempt_count": 0,
         "attempted": False,
         "auto_advance": as_bool(params, "auto_advance", False),
-        "automatic_tax": {
-            "disabled_reason": None,
-            "enabled": False,
-            "liability": None,
-            "provider": None,
-            "status": None,
-        },
         "billing_reason": "manual",
         "collection_method": collection_method,
         "created": now,
@@ -104,27 +94,16 @@ def _new_invoice(
         "customer_email": customer.get("email"),
         "customer_name": customer.get("name"),
         "customer_tax_exempt": customer.get("tax_exempt"),
-        "default_tax_rates": [],
         "description": params.get("description"),
-        "discounts": [],
         "due_date": due_date,
         "ending_balance": None,  # set when finalized
         "footer": params.get("footer"),
         "hosted_invoice_url": None,
-        "issuer": {"type": "self"},
         "livemode": False,
         "metadata": as_metadata(params) or {},
         "number": None,
-        "payment_settings": {
-            "default_mandate": None,
-            "payment_method_options": None,
-            "payment_method_types": None,
-        },
         "period_end": now,
         "period_start": now,
-        "post_payment_credit_notes_amount": 0,
-        "pre_payment_credit_notes_amount": 0,
-        "starting_balance": balance,
         "status": "draft",
         "status_transitions": {
             "finalized_at": None,
@@ -133,16 +112,46 @@ def _new_invoice(
             "voided_at": None,
         },
         "subtotal": 0,
-        "subtotal_excluding_tax": 0,
         "total": 0,
-        "total_discount_amounts": [],
-        "total_excluding_tax": 0,
-        "total_pretax_credit_amounts": [],
-        "total_taxes": [],
         "webhooks_delivered_at": now,
         # not part of Stripe's invoice object (API 2025+): kept to compute due_date, and
         # never rendered (``render_invoice`` drops ``_`` fields)
         "_days_until_due": days,
+    }
+    invoice.update(new_invoice_defaults(invoice))
+    invoice["starting_balance"] = customer.get("balance") or 0
+    return invoice
+
+
+def new_invoice_defaults(invoice: dict[str, Any]) -> dict[str, Any]:
+    """The fields Stripe's invoice requires that start the same on every emulated invoice
+    (no tax, discounts, shipping, credit notes or customer balance)."""
+    return {
+        "amount_overpaid": 0,
+        "amount_shipping": 0,
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
+        "default_tax_rates": [],
+        "discounts": [],
+        "issuer": {"type": "self"},
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
+        "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0,
+        "starting_balance": 0,
+        "subtotal_excluding_tax": invoice.get("subtotal", 0),
+        "total_discount_amounts": [],
+        "total_excluding_tax": invoice.get("total", 0),
+        "total_pretax_credit_amounts": [],
+        "total_taxes": [],
     }
 
 

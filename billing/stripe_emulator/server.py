@@ -40,6 +40,7 @@ from billing.stripe_emulator.param_schema import check_params
 from billing.stripe_emulator.params import ParamError, decode_form
 from billing.stripe_emulator.routes import find_route
 from billing.stripe_emulator.state import EmulatorState
+from billing.stripe_emulator.upgrade import upgrade
 from meterline.core import clock
 from meterline.core.secrets import stored_secret
 
@@ -58,6 +59,8 @@ class Emulator:
             else secrets.token_urlsafe(32)
         )
         self.state = EmulatorState(state_dir)
+        if upgrade(self.state.data):  # state saved by an older emulator
+            self.state.save()
         self.faults = Faults()
         self.in_flight = idempotency.InFlight()
         self.log: deque[dict[str, Any]] = deque(maxlen=500)

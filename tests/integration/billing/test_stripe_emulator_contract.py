@@ -15,6 +15,7 @@ mark_uncollectible/delete, invoice item retrieve).
 """
 
 import inspect
+import json
 import re
 from typing import Any
 
@@ -268,3 +269,44 @@ def test_values_at_stripes_limits_are_accepted(client):
         params={"customer": cus.id, "currency": "jpy", "description": "d" * 1500}
     )
     assert len(inv.description) == 1500 and len(cus.metadata.to_dict()) == 50
+
+
+def test_state_saved_by_an_older_emulator_is_served_in_the_current_shape(tmp_path):
+    from billing.stripe_emulator import start_emulator
+    from billing.stripe_emulator.invoices import new_invoice_defaults
+
+    first = start_emulator(state_dir=tmp_path)
+    cus = ok(first, "POST", "/v1/customers", {"name": "Acme"})
+    inv = ok(first, "POST", "/v1/invoices", {"customer": cus["id"], "currency": "usd",
+                                             "collection_method": "send_invoice",
+                                             "days_until_due": 7})  # fmt: skip
+    ok(first, "POST", "/v1/invoiceitems", {"customer": cus["id"], "invoice": inv["id"],
+                                           "amount": 300, "currency": "usd"})  # fmt: skip
+    first.stop()
+    state_file = tmp_path / "state.json"
+    state = json.loads(state_file.read_text())
+    for item in state["invoiceitems"].values():  # the pre-2025 item shape
+        for field in ("pricing", "parent", "quantity_decimal", "net_amount"):
+            del item[field]
+        item["unit_amount_decimal"] = "300"
+    for invoice in state["invoices"].values():
+        for field in new_invoice_defaults(invoice):
+            del invoice[field]
+        invoice["days_until_due"] = invoice.pop("_days_until_due")
+    state_file.write_text(json.dumps(state))
+
+    second = start_emulator(state_dir=tmp_path)
+    try:
+        seen = {
+            "invoice finalize": (
+                ok(second, "POST", f"/v1/invoices/{inv['id']}/finalize"),
+                stripe.Invoice,
+            ),
+            "invoice items": (ok(second, "GET", "/v1/invoiceitems"), ("list", stripe.InvoiceItem)),
+        }
+        assert contract_problems(seen) == []
+        finalized = seen["invoice finalize"][0]
+        assert finalized["lines"]["data"][0]["pricing"]["unit_amount_decimal"] == "300"
+        assert finalized["due_date"] == finalized["status_transitions"]["finalized_at"] + 7 * 86400
+    finally:
+        second.stop()
