@@ -8,9 +8,20 @@ The rule (the same as the dbt rating models, to the cent):
   adds its ``flat_fee`` once.
 - volume: all billable units at the ``unit_price`` of the first tier with ``up_to >= billable``
   (or the unbounded last one), plus that tier's ``flat_fee``; nothing when ``billable == 0``.
-- package: ``ceil(billable / package_size) * tiers[0].unit_price``.
+- package: ``ceil(billable / package_size) * tiers[0].unit_price`` (``floor`` with
+  ``rounding: down``).
 - flat: ``tiers[0].flat_fee`` once when ``billable > 0``.
 - none: never charged.
+- a tier with ``block_size``: its units are priced per block, ``unit_price`` being the price of
+  a block: ``ceil(units_in_tier / block_size)`` blocks (``floor`` with ``rounding: down``);
+  for volume the tier the total falls in prices ``blocks(billable)``.
+- ``flat_fee_from_zero``: the first tier's ``flat_fee`` is charged even when ``billable == 0``
+  (graduated, volume, flat), and the meter's line exists every month on the plan.
+- ``min_amount`` / ``max_amount``: the meter's charge is clamped into ``[min, max]`` (a
+  ``min_amount`` > 0 also makes the line exist every month).
+- the plan's ``minimum_commitment`` / ``maximum_spend`` act on the month's total of rounded
+  lines: a ``minimum_commitment`` line tops a smaller total up to the commitment, a
+  ``spend_cap`` line (negative) brings a larger total down to the cap.
 
 ``rate_meter`` is exact (unrounded). Each invoice line is rounded once, half-up, to the
 currency's minor unit (``billing.money.to_minor``); an invoice total is the sum of its rounded
@@ -23,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from billing.catalog import Plan, PlanMeter
 from billing.meter_labels import meter_label
@@ -75,6 +86,15 @@ def billable_quantity(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
     return max(ZERO, Decimal(quantity) - plan_meter.included)
 
 
+def blocks(units: Decimal, size: Decimal | None, rounding: str = "up") -> Decimal:
+    """``units`` counted in blocks of ``size``: started blocks (``up``) or completed (``down``)."""
+    if size is None:
+        return units
+    return (units / size).to_integral_value(
+        rounding=ROUND_FLOOR if rounding == "down" else ROUND_CEILING
+    )
+
+
 def rate_meter(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
     """The exact (unrounded) charge for ``quantity`` of one meter under ``plan_meter``."""
     quantity = Decimal(quantity)
@@ -83,40 +103,50 @@ def rate_meter(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
             f"{plan_meter.meter}: quantity must be >= 0, got {quantity}; "
             "negative usage is a data error upstream"
         )
-    pricing = plan_meter.pricing
-    if pricing == "none":
+    if plan_meter.pricing == "none":
         return ZERO
-    tiers = plan_meter.tiers
-    if not tiers:
-        raise RatingError(f"{plan_meter.meter}: pricing {pricing} needs at least one tier")
-    billable = billable_quantity(plan_meter, quantity)
+    if not plan_meter.tiers:
+        raise RatingError(
+            f"{plan_meter.meter}: pricing {plan_meter.pricing} needs at least one tier"
+        )
+    total = _tiered_amount(plan_meter, billable_quantity(plan_meter, quantity))
+    if plan_meter.min_amount is not None:
+        total = max(total, plan_meter.min_amount)
+    if plan_meter.max_amount is not None:
+        total = min(total, plan_meter.max_amount)
+    return total
+
+
+def _tiered_amount(plan_meter: PlanMeter, billable: Decimal) -> Decimal:
+    pricing, tiers, rounding = plan_meter.pricing, plan_meter.tiers, plan_meter.rounding
+    first_fee = tiers[0].flat_fee if billable > 0 or plan_meter.flat_fee_from_zero else ZERO
     if pricing == "graduated":
-        total = ZERO
+        total = first_fee
         lower = ZERO
-        for tier in tiers:
+        for index, tier in enumerate(tiers):
             upper = billable if tier.up_to is None else min(billable, tier.up_to)
             units = upper - lower
             if units > 0:
-                total += units * tier.unit_price + tier.flat_fee
+                total += blocks(units, tier.block_size, rounding) * tier.unit_price
+                total += tier.flat_fee if index > 0 else ZERO
             if tier.up_to is None or tier.up_to >= billable:
                 break
             lower = tier.up_to
         return total
     if pricing == "volume":
         if billable == 0:
-            return ZERO
+            return first_fee
         for tier in tiers:
             if tier.up_to is None or tier.up_to >= billable:
-                return billable * tier.unit_price + tier.flat_fee
+                return blocks(billable, tier.block_size, rounding) * tier.unit_price + tier.flat_fee
         raise RatingError(f"{plan_meter.meter}: the last volume tier must be unbounded")
     if pricing == "package":
         size = plan_meter.package_size
         if size is None or size <= 0:
             raise RatingError(f"{plan_meter.meter}: package pricing needs package_size > 0")
-        packages = (billable / size).to_integral_value(rounding=ROUND_CEILING)
-        return packages * tiers[0].unit_price
+        return blocks(billable, size, rounding) * tiers[0].unit_price
     if pricing == "flat":
-        return tiers[0].flat_fee if billable > 0 else ZERO
+        return first_fee
     raise RatingError(
         f"{plan_meter.meter}: unknown pricing {pricing!r} (use graduated, volume, package, flat or none)"
     )
@@ -181,13 +211,8 @@ def rate_invoice(
     base = base_fee_line(plan, currency)
     if include_zero or base.amount != 0:
         lines.append(base)
-    for meter in sorted(usage):
-        if meter not in plan.meters:
-            continue
-        line = usage_line(plan, meter, Decimal(usage[meter]), currency)
-        if include_zero or line.amount != 0:
-            lines.append(line)
-    return lines
+    lines += _usage_lines(plan, usage, currency, include_zero)
+    return lines + spend_limit_lines(plan, lines, currency)
 
 
 def invoice_total(lines: Sequence[InvoiceLine]) -> int:
@@ -245,10 +270,54 @@ def rate_period(
     )
     if include_zero or base.amount != 0:
         lines.append(base)
-    for meter in sorted(usage):
-        if meter not in final_plan.meters:
+    lines += _usage_lines(final_plan, usage, currency, include_zero)
+    return lines + spend_limit_lines(final_plan, lines, currency)
+
+
+def _usage_lines(
+    plan: Plan, usage: Mapping[str, Decimal], currency: str, include_zero: bool
+) -> list[InvoiceLine]:
+    """One line per meter with usage, plus the plan's always-charged meters (at 0 usage)."""
+    always = {meter for meter, pm in plan.meters.items() if pm.always_charged}
+    lines = []
+    for meter in sorted(set(usage) | always):
+        if meter not in plan.meters:
             continue
-        line = usage_line(final_plan, meter, Decimal(usage[meter]), currency)
+        line = usage_line(plan, meter, Decimal(usage.get(meter, ZERO)), currency)
         if include_zero or line.amount != 0:
             lines.append(line)
     return lines
+
+
+def spend_limit_lines(plan: Plan, lines: Sequence[InvoiceLine], currency: str) -> list[InvoiceLine]:
+    """The plan's invoice floor and cap, acting on the month's total of rounded lines.
+
+    ``minimum_commitment``: a ``minimum_commitment`` line worth ``commitment - total`` when the
+    total is below it. ``maximum_spend``: a negative ``spend_cap`` line worth ``cap - total``
+    when the total is above it. At most one of them (the commitment never exceeds the cap).
+    """
+    total = invoice_total(lines)
+    extra: list[tuple[str, str, int]] = []
+    if plan.minimum_commitment is not None:
+        floor = to_minor(plan.minimum_commitment, currency)
+        if total < floor:
+            extra.append(("minimum_commitment", "Minimum commitment top-up", floor - total))
+    if plan.maximum_spend is not None:
+        cap = to_minor(plan.maximum_spend, currency)
+        if total > cap:
+            extra.append(("spend_cap", "Spend cap", cap - total))
+    scale = Decimal(10) ** minor_unit(currency)
+    return [
+        InvoiceLine(
+            line_key=key,
+            line_type=key,
+            meter=None,
+            plan_id=plan.plan_id,
+            quantity=Decimal(1),
+            amount=amount,
+            currency=currency.upper(),
+            description=text,
+            exact_amount=Decimal(amount) / scale,
+        )
+        for key, text, amount in extra
+    ]
