@@ -12,14 +12,11 @@ from hypothesis import strategies as st
 from billing.catalog import PlanMeter, Tier
 
 D = Decimal
-money = st.decimals(
-    min_value=D("0.01"), max_value=50, places=4, allow_nan=False, allow_infinity=False
-)
+# Decimals drawn as scaled integers: as exact as st.decimals and several times faster to draw.
+money = st.integers(100, 500_000).map(lambda n: D(n).scaleb(-4))
 unit_prices = st.one_of(
     st.sampled_from([D("0.001"), D("0.0005"), D("0.0002"), D("0.005"), D("0.25"), D("0.015")]),
-    st.decimals(
-        min_value=D("0.000001"), max_value=2, places=6, allow_nan=False, allow_infinity=False
-    ),
+    st.integers(1, 2_000_000).map(lambda n: D(n).scaleb(-6)),
 )
 block_sizes = st.one_of(st.none(), st.sampled_from([D(1), D(10), D(100), D(1000), D("0.5"), D(7)]))
 
@@ -47,7 +44,9 @@ def priced_meter(draw) -> tuple[PlanMeter, Decimal]:
         max_amount = draw(st.one_of(st.none(), money.map(lambda m: m * 20)))
         if min_amount is not None and max_amount is not None and min_amount > max_amount:
             min_amount, max_amount = max_amount, min_amount
-    included = draw(st.one_of(st.just(D(0)), st.decimals(min_value=0, max_value=10_000, places=2)))
+    included = draw(
+        st.one_of(st.just(D(0)), st.integers(0, 1_000_000).map(lambda n: D(n).scaleb(-2)))
+    )
     meter = PlanMeter(
         meter="api_calls",
         pricing=pricing,
@@ -68,9 +67,7 @@ def priced_meter(draw) -> tuple[PlanMeter, Decimal]:
         st.one_of(
             st.just(D(0)),
             st.integers(10_000, 3_000_000).map(D),
-            st.decimals(
-                min_value=1, max_value=5_000_000, places=3, allow_nan=False, allow_infinity=False
-            ),
+            st.integers(1_000, 5_000_000_000).map(lambda n: D(n).scaleb(-3)),
             st.sampled_from([q for q in edges if q >= 0] or [D(0)]),
         )
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,8 +35,22 @@ from public.rating_cases as c
 """
 
 
-def rate_in_sql(engine, database_url: str, batch: list, target: Path) -> dict[int, int]:
-    """Save the batch's plans, build the pricing models, run the macro once over all cases."""
+def compile_rating_query(database_url: str, target: Path) -> str:
+    """The macro over the scratch table, compiled by dbt (independent of the data)."""
+    compiled = dbt_command(
+        database_url, "compile", "--inline", RATE_ALL_CASES, "--output", "json",
+        "--log-format", "json", target_path=target,
+    )  # fmt: skip
+    return next(
+        json.loads(line)["data"]["compiled"]
+        for line in compiled.stdout.splitlines()
+        if '"compiled"' in line
+    )
+
+
+def rate_in_sql(engine, database_url: str, batch: list, target: Path, query) -> dict[int, int]:
+    """Save the batch's plans, build the pricing models, run the compiled macro (``query``, a
+    future) once over all cases."""
     plans = {
         f"rp{i:04d}": Plan(f"rp{i:04d}", f"Plan {i}", Decimal(0), "USD", meters={"api_calls": pm})
         for i, (pm, _) in enumerate(batch)
@@ -61,23 +76,18 @@ def rate_in_sql(engine, database_url: str, batch: list, target: Path) -> dict[in
         database_url, "run", "--select", "+int_plan_meters_priced", "+int_price_tiers_ordered",
         target_path=target,
     )  # fmt: skip
-    compiled = dbt_command(
-        database_url, "compile", "--inline", RATE_ALL_CASES, "--output", "json",
-        "--log-format", "json", target_path=target,
-    )  # fmt: skip
-    sql = next(
-        json.loads(line)["data"]["compiled"]
-        for line in compiled.stdout.splitlines()
-        if '"compiled"' in line
-    )
     with engine.connect() as conn:
-        return {row.case_id: int(row.amount) for row in conn.execute(text(sql))}
+        return {row.case_id: int(row.amount) for row in conn.execute(text(query.result()))}
 
 
 def test_every_pricing_rule_rates_the_same_in_python_and_sql(db, test_services, tmp_path_factory):
-    batch = draw_examples(priced_meter(), CASES)
-    assert len(batch) >= 2000
-    sql = rate_in_sql(db, test_services.database_url, batch, tmp_path_factory.mktemp("dbt"))
+    url = test_services.database_url
+    with ThreadPoolExecutor(1) as pool:  # dbt compiles while hypothesis draws and dbt runs
+        query = pool.submit(compile_rating_query, url, tmp_path_factory.mktemp("compile"))
+        batch = draw_examples(priced_meter(), CASES)
+        assert len(batch) >= 2000
+        target = tmp_path_factory.mktemp("dbt")
+        sql = rate_in_sql(db, url, batch, target, query)
     mismatches = []
     exercised: Counter[str] = Counter()
     for i, (pm, quantity) in enumerate(batch):

@@ -1,13 +1,35 @@
 {#- Monthly usage of every tenant and meter, rated on the plan in force at the end of the month
     (int_tenant_months_summarized). `amount_exact` is the unrounded charge (trailing zeros trimmed) (macro rated_amount);
     `amount` is rounded half-up once to the currency's minor unit. Usage in a month without any
-    plan is kept with a null plan and no charge. -#}
+    plan is kept with a null plan and no charge. A meter its plan charges every month
+    (flat_fee_from_zero, or min_amount > 0) gets a row with quantity 0 in a month without usage. -#}
 
 with
 
-usage as (select * from {{ ref('fct_usage_monthly') }}),
+monthly_usage as (select * from {{ ref('fct_usage_monthly') }}),
 tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
-plan_meters as (select * from {{ ref('stg_meterline__plan_meters') }}),
+plan_meters as (select * from {{ ref('int_plan_meters_priced') }}),
+
+always_charged as (
+    select tenant_months.tenant_id, tenant_months.month, plan_meters.meter, 0::numeric as quantity
+    from tenant_months
+    inner join plan_meters on plan_meters.plan_id = tenant_months.plan_id
+    where plan_meters.pricing_model <> 'none'
+        and (plan_meters.flat_fee_from_zero or coalesce(plan_meters.min_amount, 0) > 0)
+),
+
+usage as (
+    select tenant_id, month, meter, quantity from monthly_usage
+    union all
+    select always_charged.*
+    from always_charged
+    where not exists (
+        select 1 from monthly_usage
+        where monthly_usage.tenant_id = always_charged.tenant_id
+            and monthly_usage.month = always_charged.month
+            and monthly_usage.meter = always_charged.meter
+    )
+),
 
 rated as (
     select
