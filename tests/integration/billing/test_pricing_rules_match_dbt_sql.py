@@ -1,7 +1,7 @@
 """Every pricing rule rates the same in Python (billing.rating) and SQL (macro rated_amount),
 to the cent, on 2,000 random plan meters and usages, in one batch.
 
-Hypothesis (derandomized) draws the cases (pricing_cases.priced_meter: tiers, flat fees,
+Hypothesis (derandomized) draws the cases (tests.pricing_cases.priced_meter: tiers, flat fees,
 included units, package size, tier block sizes, rounding up/down, flat_fee_from_zero, min/max
 per charge). All plans are saved at once, the pricing models are built once, and ONE query runs
 the dbt macro over a scratch table holding every case.
@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
-from pricing_cases import draw_examples, priced_meter
 from sqlalchemy import text
 
 from billing.catalog import Catalog, Plan, load_catalog
@@ -24,15 +23,21 @@ from billing.money import MINOR_UNITS, to_minor
 from billing.pricing_rules_store import save_pricing_rules
 from billing.rating import rate_meter
 from meterline.core.dbt_runner import dbt_command
+from tests.pricing_cases import HAND_WORKED, draw_examples, priced_meter
 
 CASES = 2000
-CURRENCIES = ("USD", "EUR", "JPY", "BHD")
+CURRENCIES = ("USD", "EUR", "JPY", "BHD")  # case i is rated in CURRENCIES[i % 4]
 RATE_ALL_CASES = """
 select c.case_id,
     {{ to_minor_units(rated_amount('c.plan_id', "'api_calls'", 'c.quantity'), 'c.minor_unit') }}
         as amount
 from public.rating_cases as c
 """
+
+
+def currency_of(batch: list, i: int) -> str:
+    """A hand-worked case carries its currency; a drawn one uses CURRENCIES[i % 4]."""
+    return batch[i][2] if len(batch[i]) > 2 else CURRENCIES[i % 4]
 
 
 def compile_rating_query(database_url: str, target: Path) -> str:
@@ -53,7 +58,7 @@ def rate_in_sql(engine, database_url: str, batch: list, target: Path, query) -> 
     future) once over all cases."""
     plans = {
         f"rp{i:04d}": Plan(f"rp{i:04d}", f"Plan {i}", Decimal(0), "USD", meters={"api_calls": pm})
-        for i, (pm, _) in enumerate(batch)
+        for i, (pm, *_) in enumerate(batch)
     }
     catalog = Catalog(currency="USD", meters=load_catalog().meters, plans=plans)
     save_catalog(engine, catalog)
@@ -68,8 +73,8 @@ def rate_in_sql(engine, database_url: str, batch: list, target: Path, query) -> 
         conn.execute(
             text("insert into public.rating_cases values (:i, :p, :q, :m)"),
             [
-                {"i": i, "p": f"rp{i:04d}", "q": q, "m": MINOR_UNITS[CURRENCIES[i % 4]]}
-                for i, (_, q) in enumerate(batch)
+                {"i": i, "p": f"rp{i:04d}", "q": q, "m": MINOR_UNITS[currency_of(batch, i)]}
+                for i, (_, q, *_) in enumerate(batch)
             ],
         )
     dbt_command(
@@ -84,24 +89,27 @@ def test_every_pricing_rule_rates_the_same_in_python_and_sql(db, test_services, 
     url = test_services.database_url
     with ThreadPoolExecutor(1) as pool:  # dbt compiles while hypothesis draws and dbt runs
         query = pool.submit(compile_rating_query, url, tmp_path_factory.mktemp("compile"))
-        batch = draw_examples(priced_meter(), CASES)
-        assert len(batch) >= 2000
+        drawn = draw_examples(priced_meter(), CASES)
+        assert len(drawn) >= 2000
+        hand_worked = [(pm, q, currency) for _, pm, q, currency, _ in HAND_WORKED]
+        batch = drawn + hand_worked
         target = tmp_path_factory.mktemp("dbt")
         sql = rate_in_sql(db, url, batch, target, query)
     mismatches = []
     exercised: Counter[str] = Counter()
-    for i, (pm, quantity) in enumerate(batch):
-        expected = to_minor(rate_meter(pm, quantity), CURRENCIES[i % 4])
+    for i, (pm, quantity, *_) in enumerate(batch):
+        currency = currency_of(batch, i)
+        expected = to_minor(rate_meter(pm, quantity), currency)
         if expected:
             exercised[pm.pricing] += 1
             exercised["blocks"] += any(t.block_size for t in pm.tiers)
             exercised["rounding down"] += pm.rounding == "down"
             exercised["from zero at 0"] += pm.flat_fee_from_zero and quantity <= pm.included
             exercised["min applied"] += bool(pm.min_amount) and expected == to_minor(
-                pm.min_amount, CURRENCIES[i % 4]
+                pm.min_amount, currency
             )
             exercised["max applied"] += pm.max_amount is not None and expected == to_minor(
-                pm.max_amount, CURRENCIES[i % 4]
+                pm.max_amount, currency
             )
         if sql.get(i) != expected:
             mismatches.append((i, quantity, expected, sql.get(i), pm))
@@ -111,3 +119,8 @@ def test_every_pricing_rule_rates_the_same_in_python_and_sql(db, test_services, 
         "from zero at 0", "min applied", "max applied",
     )), exercised  # fmt: skip
     assert not mismatches, f"{len(mismatches)} of {len(batch)} cases differ: {mismatches[:3]}"
+    # the hand-worked cases (some from Stripe's and Lago's docs) give their worked amount in SQL
+    offset = len(drawn)
+    assert {name: sql[offset + k] for k, (name, *_) in enumerate(HAND_WORKED)} == {
+        name: expected for name, *_, expected in HAND_WORKED
+    }

@@ -2,7 +2,7 @@
 
 Hypothesis (derandomized) draws 600 cases, collected into one batch: each is a plan with a
 random base fee, currency, minimum commitment and spend cap and one priced meter using every
-pricing rule (pricing_cases.priced_meter: graduated, volume, package, flat or none; tiers, flat
+pricing rule (tests.pricing_cases.priced_meter: graduated, volume, package, flat or none; tiers, flat
 fees, included units, block sizes, rounding, flat_fee_from_zero, min/max per charge) and one
 tenant with a random month of usage (none at all for some), biased towards tier boundaries. All cases are written at once, ONE dbt build produces analytics.fct_invoice_lines,
 and every case is compared with billing.rating.
@@ -16,14 +16,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from hypothesis import strategies as st
-from pricing_cases import draw_examples, money, priced_meter
 from sqlalchemy import text
 
-from billing.catalog import Catalog, Plan, load_catalog
+from billing.catalog import Catalog, Plan, PlanMeter, Tier, load_catalog
 from billing.catalog_store import save_catalog
 from billing.pricing_rules_store import save_pricing_rules
 from billing.rating import rate_invoice
 from meterline.core.dbt_runner import dbt_build
+from tests.pricing_cases import draw_examples, money, priced_meter
 
 ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT = ROOT / "dbt_project"
@@ -82,6 +82,15 @@ def _write_cases(engine, batch) -> None:
         )
 
 
+# https://github.com/getlago/lago-api/pull/1787 (minimum commitment scenario): a $50 plan with
+# $10 units and a $100 commitment; 3 units -> "$50 + 3 * $10 = $80 + $20 (true-up fee) = $100".
+LAGO_COMMITMENT = (
+    PlanMeter("api_calls", "graduated", tiers=(Tier(None, D(10)),)),
+    D(50), "USD", D(3), D(100), None,
+)  # fmt: skip
+LAGO_LINES = {"base_fee": 5000, "usage:api_calls": 3000, "minimum_commitment": 2000}
+
+
 def _plans(batch) -> list[Plan]:
     return [
         Plan(
@@ -112,6 +121,7 @@ def test_python_rating_equals_dbt_sql(db, test_services, tmp_path_factory):
     )
     batch = draw_cases(CASES)
     assert len(batch) >= 500
+    batch.append(LAGO_COMMITMENT)
     _write_cases(db, batch)
     _dbt_build(test_services.database_url, tmp_path_factory.mktemp("dbt"))
     with db.connect() as conn:
@@ -146,6 +156,7 @@ def test_python_rating_equals_dbt_sql(db, test_services, tmp_path_factory):
         charged[m] >= 20 for m in ("graduated", "volume", "package", "flat", "without usage")
     ), charged
     assert charged["minimum_commitment"] >= 20 and charged["spend_cap"] >= 20, charged
+    assert sql[f"xt{len(batch) - 1:04d}"] == LAGO_LINES, "Lago's commitment example"
     assert not mismatches, (
         f"{len(mismatches)} of {len(batch)} cases differ, first: {mismatches[:3]}"
     )
