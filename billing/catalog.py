@@ -17,7 +17,7 @@ PRICING_MODELS = ("graduated", "volume", "package", "flat", "none")
 ROUNDINGS = ("up", "down")
 PLAN_METER_FIELDS = {
     "pricing", "limit", "hard_limit", "included", "package_size", "tiers",
-    "min_amount", "max_amount", "flat_fee_from_zero", "rounding",
+    "min_amount", "max_amount", "flat_fee_from_zero", "rounding", "prorate",
 }  # fmt: skip
 MAX_QUANTITY = Decimal("1e15")
 
@@ -56,6 +56,7 @@ class PlanMeter:
     max_amount: Decimal | None = None  # cap of the month's charge
     flat_fee_from_zero: bool = False  # the first tier's flat_fee is charged even at 0 billable
     rounding: str = "up"  # package and tier blocks: count started (up) or completed (down)
+    prorate: bool = False  # included units and tier bounds scale with the days in force
 
     @property
     def always_charged(self) -> bool:
@@ -154,11 +155,15 @@ def _pricing_rules(raw: dict, pricing: str, tiers: tuple[Tier, ...], path: str) 
                     f"{path}.tiers[{index}].block_size applies to graduated or volume pricing "
                     f"(use package_size for package pricing)"
                 )
+    prorate = _bool(raw.get("prorate", False), f"{path}.prorate")
+    if prorate and pricing == "none":
+        raise CatalogError(f"{path}.prorate needs a priced meter (pricing is none)")
     return {
         "min_amount": min_amount,
         "max_amount": max_amount,
         "flat_fee_from_zero": from_zero,
         "rounding": rounding,
+        "prorate": prorate,
     }
 
 

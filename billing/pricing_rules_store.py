@@ -24,6 +24,7 @@ def save_pricing_rules(engine: Engine, catalog: Catalog) -> None:
                     "hi": pm.max_amount,
                     "z": pm.flat_fee_from_zero,
                     "r": pm.rounding,
+                    "pr": pm.prorate,
                 }
             )
             tiers += [
@@ -44,7 +45,8 @@ def save_pricing_rules(engine: Engine, catalog: Catalog) -> None:
             conn.execute(
                 text(
                     "update meterline.plan_meters set min_amount = :lo, max_amount = :hi,"
-                    " flat_fee_from_zero = :z, rounding = :r where plan_id = :p and meter = :m"
+                    " flat_fee_from_zero = :z, rounding = :r, prorate = :pr"
+                    " where plan_id = :p and meter = :m"
                 ),
                 meters,
             )

@@ -19,6 +19,9 @@ The rule (the same as the dbt rating models, to the cent):
   (graduated, volume, flat), and the meter's line exists every month on the plan.
 - ``min_amount`` / ``max_amount``: the meter's charge is clamped into ``[min, max]`` (a
   ``min_amount`` > 0 also makes the line exist every month).
+- ``prorate``: in a month the tenant was subscribed for only part of (first to last UTC day in
+  force, ``days`` of ``days_in_month``), ``included`` and every tier's ``up_to`` are multiplied
+  by ``days / days_in_month``, rounded half-up to 6 decimals (``prorated``).
 - the plan's ``minimum_commitment`` / ``maximum_spend`` act on the month's total of rounded
   lines: a ``minimum_commitment`` line tops a smaller total up to the commitment, a
   ``spend_cap`` line (negative) brings a larger total down to the cap.
@@ -32,9 +35,9 @@ on each plan; usage is rated on the plan in force at the end of the month.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from billing.catalog import Plan, PlanMeter
 from billing.meter_labels import meter_label
@@ -84,6 +87,37 @@ class PlanSpan:
 
 def billable_quantity(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
     return max(ZERO, Decimal(quantity) - plan_meter.included)
+
+
+PRORATED_PLACES = Decimal("0.000001")
+
+
+def prorated(plan_meter: PlanMeter, days: int, days_in_month: int) -> PlanMeter:
+    """``plan_meter`` for a month in force ``days`` of ``days_in_month`` days: with ``prorate``,
+    included units and tier bounds scaled by the fraction, rounded half-up to 6 decimals."""
+    if not plan_meter.prorate or days >= days_in_month:
+        return plan_meter
+
+    def scale(value: Decimal) -> Decimal:
+        return (value * days / days_in_month).quantize(PRORATED_PLACES, rounding=ROUND_HALF_UP)
+
+    tiers = tuple(
+        replace(tier, up_to=None if tier.up_to is None else scale(tier.up_to))
+        for tier in plan_meter.tiers
+    )
+    return replace(plan_meter, included=scale(plan_meter.included), tiers=tiers)
+
+
+def days_in_force(spans: Sequence[PlanSpan], period: date) -> tuple[int, int]:
+    """``(days, days_in_month)``: UTC days from the first to the last day of ``period`` on
+    which any span is in force (a partial day counts), and the days of the month."""
+    start, end = month_bounds(period)
+    los = [max(start, s.start) for s in spans]
+    his = [min(end, s.end) if s.end is not None else end for s in spans]
+    first = min(lo for lo, hi in zip(los, his, strict=True) if hi > lo)
+    last = max(hi for lo, hi in zip(los, his, strict=True) if hi > lo)
+    days = ((last - timedelta(microseconds=1)).date() - first.date()).days + 1
+    return days, (end - start).days
 
 
 def blocks(units: Decimal, size: Decimal | None, rounding: str = "up") -> Decimal:
@@ -158,8 +192,11 @@ def describe_usage(meter: str, quantity: Decimal, unit: str | None = None) -> st
     return f"{meter_label(meter)}: {format_quantity(quantity)} {unit}"
 
 
-def usage_line(plan: Plan, meter: str, quantity: Decimal, currency: str) -> InvoiceLine:
-    exact = rate_meter(plan.meters[meter], quantity)
+def usage_line(
+    plan: Plan, meter: str, quantity: Decimal, currency: str, in_force: tuple[int, int] = (1, 1)
+) -> InvoiceLine:
+    """The line of one meter; ``in_force`` = (days, days_in_month) for prorated meters."""
+    exact = rate_meter(prorated(plan.meters[meter], *in_force), quantity)
     return InvoiceLine(
         line_key=f"usage:{meter}",
         line_type="usage",
@@ -232,7 +269,8 @@ def rate_period(
 
     Each plan in force during the month contributes ``base_fee * seconds_on_plan /
     seconds_in_month``; the sum is one ``base_fee`` line, rounded once (as the dbt mart does).
-    Usage is rated on the plan in force at the end of the month (the last span overlapping it).
+    Usage is rated on the plan in force at the end of the month (the last span overlapping it);
+    its ``prorate`` meters are prorated by the days in force (``days_in_force``).
     """
     start, end = month_bounds(period)
     month_seconds = Decimal(int((end - start).total_seconds()))
@@ -270,12 +308,17 @@ def rate_period(
     )
     if include_zero or base.amount != 0:
         lines.append(base)
-    lines += _usage_lines(final_plan, usage, currency, include_zero)
+    in_force = days_in_force([span for span, _ in overlapping], period)
+    lines += _usage_lines(final_plan, usage, currency, include_zero, in_force)
     return lines + spend_limit_lines(final_plan, lines, currency)
 
 
 def _usage_lines(
-    plan: Plan, usage: Mapping[str, Decimal], currency: str, include_zero: bool
+    plan: Plan,
+    usage: Mapping[str, Decimal],
+    currency: str,
+    include_zero: bool,
+    in_force: tuple[int, int] = (1, 1),
 ) -> list[InvoiceLine]:
     """One line per meter with usage, plus the plan's always-charged meters (at 0 usage)."""
     always = {meter for meter, pm in plan.meters.items() if pm.always_charged}
@@ -283,7 +326,7 @@ def _usage_lines(
     for meter in sorted(set(usage) | always):
         if meter not in plan.meters:
             continue
-        line = usage_line(plan, meter, Decimal(usage.get(meter, ZERO)), currency)
+        line = usage_line(plan, meter, Decimal(usage.get(meter, ZERO)), currency, in_force)
         if include_zero or line.amount != 0:
             lines.append(line)
     return lines

@@ -1,6 +1,6 @@
 """Hypothesis strategies shared by the Python == SQL rating tests: a priced meter using every
 pricing rule of the catalog (tiers, flat fees, included units, package size, tier block sizes,
-rounding up/down, flat_fee_from_zero, min/max per charge) and a usage biased to tier edges."""
+rounding up/down, flat_fee_from_zero, min/max per charge, prorate) and the days in force and a usage biased to tier edges."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def priced_meter(draw) -> tuple[PlanMeter, Decimal]:
         if pricing in ("graduated", "volume", "flat")
         else False,
         rounding=draw(st.sampled_from(["up", "down"])) if has_blocks else "up",
+        prorate=pricing != "none" and draw(st.booleans()),
     )
     edges = [
         included + b + delta for b in [D(0), *map(D, bounds)] for delta in (D(0), D(1), D("-0.5"))
@@ -72,6 +73,13 @@ def priced_meter(draw) -> tuple[PlanMeter, Decimal]:
         )
     )
     return meter, quantity
+
+
+@st.composite
+def month_in_force(draw) -> tuple[int, int]:
+    """(days in force, days in the month): a whole month for a third of the cases."""
+    days_in_month = draw(st.sampled_from([28, 29, 30, 31]))
+    return draw(st.one_of(st.just(days_in_month), st.integers(1, days_in_month))), days_in_month
 
 
 def draw_examples(strategy, n: int) -> list:
@@ -164,4 +172,21 @@ HAND_WORKED = [
     ("volume tier blocks", _meter(
         "volume", _tiers(("1000", "2", "0", "100"), (None, "1", "0", "100"))),
         D(1050), "USD", 1100),
+]  # fmt: skip
+
+# (name, PlanMeter, quantity, currency, days in force, days in the month, expected minor units)
+PRORATED_HAND_WORKED = [
+    # 1,000 free units then $0.01, subscribed 15 of 30 days: the free tier shrinks to 500 units,
+    # so 1,000 units cost 500 * $0.01 = $5 (a whole month: $0).
+    ("prorated free tier", _meter(
+        "graduated", _tiers(("1000", "0", "0", None), (None, "0.01", "0", None)), prorate=True),
+        D(1000), "USD", 15, 30, 500),
+    # 100 included units, 10 of 31 days: 100 * 10 / 31 = 32.258065 included; 40 units leave
+    # 7.741935 billable at $1 -> $7.74.
+    ("prorated included units", _meter(
+        "graduated", _tiers((None, "1", "0", None)), included=D(100), prorate=True),
+        D(40), "USD", 10, 31, 774),
+    # without prorate the same month rates as a whole month: 40 units are all included.
+    ("not prorated", _meter(
+        "graduated", _tiers((None, "1", "0", None)), included=D(100)), D(40), "USD", 10, 31, 0),
 ]  # fmt: skip

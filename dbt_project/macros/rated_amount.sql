@@ -15,10 +15,16 @@
     none:      0 (a meter the plan only limits, or does not list, is never charged)
     flat_fee_from_zero: the first tier's flat_fee is charged even when billable = 0.
     min_amount / max_amount: the charge is clamped into [min_amount, max_amount].
+    prorate: when days_in_force < days_in_month, included_quantity and every tier bound are
+             multiplied by days_in_force / days_in_month, rounded half-up to 6 decimals.
 
   Arguments are SQL expressions. Written as a scalar subquery, so it works in any select.
 -#}
-{% macro rated_amount(plan_id, meter, quantity) -%}
+{% macro rated_amount(plan_id, meter, quantity, days_in_force='1', days_in_month='1') -%}
+{%- set prorate -%}
+    (pm.prorate and ({{ days_in_force }}) < ({{ days_in_month }}))
+{%- endset -%}
+{%- set ratio = '* (' ~ days_in_force ~ ')::numeric / (' ~ days_in_month ~ ')' -%}
 coalesce((
     select case
         when pm.pricing_model = 'none' then 0
@@ -27,12 +33,24 @@ coalesce((
     end
     from {{ ref('int_plan_meters_priced') }} as pm
     cross join lateral (
-        select greatest(0, ({{ quantity }})::numeric - pm.included_quantity) as billable
+        select greatest(0, ({{ quantity }})::numeric - case
+            when {{ prorate }} then round(pm.included_quantity {{ ratio }}, 6)
+            else pm.included_quantity
+        end) as billable
     ) as b
     cross join lateral (
         select coalesce(sum({{ _tier_amount('pm', 'b.billable', 't') }}), 0) as amount
-        from {{ ref('int_price_tiers_ordered') }} as t
-        where t.plan_id = pm.plan_id and t.meter = pm.meter
+        from (
+            select
+                tiers.is_first_tier,
+                tiers.unit_price,
+                tiers.flat_fee,
+                tiers.block_size,
+                case when {{ prorate }} then round(tiers.up_to {{ ratio }}, 6) else tiers.up_to end as up_to,
+                case when {{ prorate }} then round(tiers.lower_bound {{ ratio }}, 6) else tiers.lower_bound end as lower_bound
+            from {{ ref('int_price_tiers_ordered') }} as tiers
+            where tiers.plan_id = pm.plan_id and tiers.meter = pm.meter
+        ) as t
     ) as x
     where pm.plan_id = ({{ plan_id }}) and pm.meter = ({{ meter }})
 ), 0)

@@ -4,14 +4,15 @@ SQL in tests/integration/billing/test_pricing_rules_match_dbt_sql.py."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 from billing.catalog import CatalogError, Plan, PlanMeter, Tier, parse_catalog
 from billing.money import to_minor
-from billing.rating import rate_invoice, rate_meter
-from tests.pricing_cases import HAND_WORKED
+from billing.rating import PlanSpan, days_in_force, prorated, rate_invoice, rate_meter, rate_period
+from tests.pricing_cases import HAND_WORKED, PRORATED_HAND_WORKED
 
 D = Decimal
 
@@ -23,6 +24,25 @@ D = Decimal
 )
 def test_hand_worked_charges(meter, quantity, currency, expected):
     assert to_minor(rate_meter(meter, quantity), currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("meter", "quantity", "currency", "days", "in_month", "expected"),
+    [case[1:] for case in PRORATED_HAND_WORKED],
+    ids=[case[0] for case in PRORATED_HAND_WORKED],
+)
+def test_hand_worked_prorated_charges(meter, quantity, currency, days, in_month, expected):
+    assert to_minor(rate_meter(prorated(meter, days, in_month), quantity), currency) == expected
+
+
+def test_a_subscription_starting_mid_month_prorates_by_days_in_force():
+    # starts 2026-09-16 10:00 UTC: days 16..30 of September = 15 of 30 days in force
+    meter = PRORATED_HAND_WORKED[0][1]
+    plan = Plan("p", "P", D(0), "USD", meters={"api_calls": meter})
+    spans = [PlanSpan(plan, datetime(2026, 9, 16, 10, tzinfo=UTC))]
+    lines = rate_period(spans, {"api_calls": D(1000)}, date(2026, 9, 1))
+    assert [(line.line_key, line.amount) for line in lines] == [("usage:api_calls", 500)]
+    assert days_in_force(spans, date(2026, 9, 1)) == (15, 30)
 
 
 def _plan(**limits) -> Plan:

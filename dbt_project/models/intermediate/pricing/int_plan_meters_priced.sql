@@ -1,13 +1,14 @@
 {#- Every plan meter with its pricing rules (migration 0007_pricing_rules): the staging columns
     plus min_amount / max_amount (clamp of the month's charge), flat_fee_from_zero and rounding
-    ('up' | 'down', for package and tier blocks), read from the source table here so staging
+    ('up' | 'down', for package and tier blocks) and prorate (included units and tier bounds
+    scale with the days in force), read from the source table here so staging
     stays as it is. -#}
 
 with
 
 plan_meters as (select * from {{ ref('stg_meterline__plan_meters') }}),
 rules as (
-    select plan_id, meter, min_amount, max_amount, flat_fee_from_zero, rounding
+    select plan_id, meter, min_amount, max_amount, flat_fee_from_zero, rounding, prorate
     from {{ source('meterline', 'plan_meters') }}
 ),
 
@@ -17,7 +18,8 @@ final as (
         rules.min_amount,
         rules.max_amount,
         coalesce(rules.flat_fee_from_zero, false) as flat_fee_from_zero,
-        coalesce(rules.rounding, 'up') as rounding
+        coalesce(rules.rounding, 'up') as rounding,
+        coalesce(rules.prorate, false) as prorate
     from plan_meters
     left join rules on rules.plan_id = plan_meters.plan_id and rules.meter = plan_meters.meter
 )

@@ -2,12 +2,14 @@
     (int_tenant_months_summarized). `amount_exact` is the unrounded charge (trailing zeros trimmed) (macro rated_amount);
     `amount` is rounded half-up once to the currency's minor unit. Usage in a month without any
     plan is kept with a null plan and no charge. A meter its plan charges every month
-    (flat_fee_from_zero, or min_amount > 0) gets a row with quantity 0 in a month without usage. -#}
+    (flat_fee_from_zero, or min_amount > 0) gets a row with quantity 0 in a month without usage.
+    A prorated meter's included units and tier bounds scale with the days in force. -#}
 
 with
 
 monthly_usage as (select * from {{ ref('fct_usage_monthly') }}),
 tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
+subscription_months as (select * from {{ ref('int_subscriptions_prorated') }}),
 plan_meters as (select * from {{ ref('int_plan_meters_priced') }}),
 
 always_charged as (
@@ -16,6 +18,17 @@ always_charged as (
     inner join plan_meters on plan_meters.plan_id = tenant_months.plan_id
     where plan_meters.pricing_model <> 'none'
         and (plan_meters.flat_fee_from_zero or coalesce(plan_meters.min_amount, 0) > 0)
+),
+
+-- UTC days from the first to the last day of the month with a plan (for prorated meters)
+in_force as (
+    select
+        tenant_id,
+        month,
+        (max(covered_to - interval '1 microsecond')::date - min(covered_from)::date + 1) as days_in_force,
+        (min(month_end)::date - min(month_start)::date) as days_in_month
+    from subscription_months
+    group by tenant_id, month
 ),
 
 usage as (
@@ -43,10 +56,14 @@ rated as (
         coalesce(plan_meters.pricing_model, 'none') as pricing_model,
         coalesce(plan_meters.included_quantity, 0) as included_quantity,
         trim_scale(greatest(0, usage.quantity - coalesce(plan_meters.included_quantity, 0))) as billable_quantity,
-        trim_scale({{ rated_amount('tenant_months.plan_id', 'usage.meter', 'usage.quantity') }}) as amount_exact
+        trim_scale({{ rated_amount(
+            'tenant_months.plan_id', 'usage.meter', 'usage.quantity',
+            'coalesce(in_force.days_in_force, 1)', 'coalesce(in_force.days_in_month, 1)'
+        ) }}) as amount_exact
     from usage
     left join tenant_months
         on tenant_months.tenant_id = usage.tenant_id and tenant_months.month = usage.month
+    left join in_force on in_force.tenant_id = usage.tenant_id and in_force.month = usage.month
     left join plan_meters
         on plan_meters.plan_id = tenant_months.plan_id and plan_meters.meter = usage.meter
 ),

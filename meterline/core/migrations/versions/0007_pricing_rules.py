@@ -10,6 +10,7 @@ by the dbt intermediate pricing models; all nullable or defaulted so today's row
 - ``plan_meters.min_amount`` / ``max_amount``: floor / cap of the meter's monthly charge.
 - ``plan_meters.flat_fee_from_zero``: the first tier's flat fee is charged even at 0 billable.
 - ``plan_meters.rounding``: ``up`` (default) or ``down`` for package and tier blocks.
+- ``plan_meters.prorate``: included units and tier bounds scale with the days in force.
 - ``price_tiers.block_size``: units in the tier are priced per started (or completed) block.
 - ``plans.minimum_commitment`` / ``maximum_spend``: floor / cap of the month's invoice total.
 """
@@ -30,6 +31,7 @@ def upgrade() -> None:
             add column max_amount numeric check (max_amount >= 0),
             add column flat_fee_from_zero boolean not null default false,
             add column rounding text not null default 'up' check (rounding in ('up', 'down')),
+            add column prorate boolean not null default false,
             add constraint plan_meters_min_le_max check (min_amount <= max_amount);
         alter table meterline.price_tiers
             add column block_size numeric check (block_size > 0);
@@ -51,6 +53,7 @@ def downgrade() -> None:
         alter table meterline.price_tiers drop column block_size;
         alter table meterline.plan_meters
             drop constraint plan_meters_min_le_max,
+            drop column prorate,
             drop column rounding,
             drop column flat_fee_from_zero,
             drop column max_amount,
