@@ -4,14 +4,15 @@ Hypothesis (derandomized) draws 600 cases, collected into one batch: each is a p
 random base fee, currency, minimum commitment and spend cap and one priced meter using every
 pricing rule (tests.pricing_cases.priced_meter: graduated, volume, package, flat or none; tiers, flat
 fees, included units, block sizes, rounding, flat_fee_from_zero, min/max per charge) and one
-tenant with a random month of usage (none at all for some), biased towards tier boundaries. All cases are written at once, ONE dbt build produces analytics.fct_invoice_lines,
+tenant with a random month of usage (none at all for some), biased towards tier boundaries,
+subscribed all month or from / until a random instant of it (prorated base fee and meters). All cases are written at once, ONE dbt build produces analytics.fct_invoice_lines,
 and every case is compared with billing.rating.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from sqlalchemy import text
 from billing.catalog import Catalog, Plan, PlanMeter, Tier, load_catalog
 from billing.catalog_store import save_catalog
 from billing.pricing_rules_store import save_pricing_rules
-from billing.rating import rate_invoice
+from billing.rating import PlanSpan, rate_period
 from meterline.core.dbt_runner import dbt_build
 from tests.pricing_cases import draw_examples, money, priced_meter
 
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT = ROOT / "dbt_project"
 CASES = 600
 MONTH = date(2026, 9, 1)
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
 D = Decimal
 
 
@@ -42,7 +44,12 @@ def cases(draw):
     if commitment is not None and cap is not None and commitment > cap:
         commitment, cap = cap, commitment
     currency = draw(st.sampled_from(["USD", "EUR", "GBP", "JPY", "NGN"]))
-    return meter, fee, currency, quantity, commitment, cap
+    # the subscription: all month, or starting / ending at a random instant of the month
+    instant = datetime(2026, 9, 1, tzinfo=UTC) + timedelta(
+        days=draw(st.integers(1, 29)), hours=draw(st.integers(0, 23))
+    )
+    span = draw(st.sampled_from([(JAN, None), (instant, None), (JAN, instant)]))
+    return meter, fee, currency, quantity, commitment, cap, span
 
 
 def _write_cases(engine, batch) -> None:
@@ -51,7 +58,6 @@ def _write_cases(engine, batch) -> None:
     catalog = Catalog(currency="USD", meters=base.meters, plans=plans)
     save_catalog(engine, catalog)
     save_pricing_rules(engine, catalog)
-    start = datetime(2026, 1, 1, tzinfo=UTC)
     tenants = [{"t": f"xt{i:04d}", "c": case[2], "p": f"xp{i:04d}"} for i, case in enumerate(batch)]
     events = [
         {"t": f"xt{i:04d}", "e": f"ev{i}", "v": case[3]}
@@ -63,13 +69,17 @@ def _write_cases(engine, batch) -> None:
             text(
                 "insert into meterline.tenants (tenant_id, name, currency, created_at) values (:t, :t, :c, :s)"
             ),
-            [{**t, "s": start} for t in tenants],
+            [{**t, "s": JAN} for t in tenants],
         )
         conn.execute(
             text(
-                "insert into meterline.subscriptions (tenant_id, plan_id, effective_from) values (:t, :p, :s)"
+                "insert into meterline.subscriptions (tenant_id, plan_id, effective_from, effective_to)"
+                " values (:t, :p, :s, :e)"
             ),
-            [{**t, "s": start} for t in tenants],
+            [
+                {**t, "s": case[6][0], "e": case[6][1]}
+                for t, case in zip(tenants, batch, strict=True)
+            ],
         )
         conn.execute(
             text(
@@ -86,7 +96,7 @@ def _write_cases(engine, batch) -> None:
 # $10 units and a $100 commitment; 3 units -> "$50 + 3 * $10 = $80 + $20 (true-up fee) = $100".
 LAGO_COMMITMENT = (
     PlanMeter("api_calls", "graduated", tiers=(Tier(None, D(10)),)),
-    D(50), "USD", D(3), D(100), None,
+    D(50), "USD", D(3), D(100), None, (JAN, None),
 )  # fmt: skip
 LAGO_LINES = {"base_fee": 5000, "usage:api_calls": 3000, "minimum_commitment": 2000}
 
@@ -97,7 +107,7 @@ def _plans(batch) -> list[Plan]:
             f"xp{i:04d}", f"Plan {i}", fee, cur, meters={"api_calls": pm},
             minimum_commitment=commitment, maximum_spend=cap,
         )
-        for i, (pm, fee, cur, _, commitment, cap) in enumerate(batch)
+        for i, (pm, fee, cur, _, commitment, cap, _) in enumerate(batch)
     ]  # fmt: skip
 
 
@@ -141,9 +151,11 @@ def test_python_rating_equals_dbt_sql(db, test_services, tmp_path_factory):
     mismatches = []
     charged: Counter[str] = Counter()
     for i, plan in enumerate(_plans(batch)):
-        pm, _, currency, quantity, _, _ = batch[i]
+        pm, _, currency, quantity, _, _, (start, end) = batch[i]
         usage = {"api_calls": quantity} if quantity > 0 else {}
-        expected = {line.line_key: line.amount for line in rate_invoice(plan, usage, currency)}
+        lines = rate_period([PlanSpan(plan, start, end)], usage, MONTH, currency)
+        expected = {line.line_key: line.amount for line in lines}
+        charged["prorated"] += pm.prorate and (start, end) != (JAN, None) and quantity > 0
         if "usage:api_calls" in expected:
             charged[pm.pricing] += 1
             charged["without usage"] += quantity == 0
@@ -153,7 +165,8 @@ def test_python_rating_equals_dbt_sql(db, test_services, tmp_path_factory):
             mismatches.append((i, pm.pricing, quantity, currency, expected, got, pm))
     # the comparison is not vacuous: every priced model produced many charged lines
     assert all(
-        charged[m] >= 20 for m in ("graduated", "volume", "package", "flat", "without usage")
+        charged[m] >= 20
+        for m in ("graduated", "volume", "package", "flat", "without usage", "prorated")
     ), charged
     assert charged["minimum_commitment"] >= 20 and charged["spend_cap"] >= 20, charged
     assert sql[f"xt{len(batch) - 1:04d}"] == LAGO_LINES, "Lago's commitment example"
