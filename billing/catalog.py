@@ -13,11 +13,12 @@ from typing import Any
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 AGGREGATIONS = ("sum", "count", "max", "last", "unique_count")
-PRICING_MODELS = ("graduated", "volume", "package", "flat", "none")
+PRICING_MODELS = ("graduated", "volume", "package", "flat", "percentage", "none")
+PERCENTAGE_FIELDS = ("rate", "fixed_fee", "free_events", "per_event_min", "per_event_max")
 ROUNDINGS = ("up", "down")
 PLAN_METER_FIELDS = {
     "pricing", "limit", "hard_limit", "included", "package_size", "tiers",
-    "min_amount", "max_amount", "flat_fee_from_zero", "rounding", "prorate",
+    "min_amount", "max_amount", "flat_fee_from_zero", "rounding", "prorate", *PERCENTAGE_FIELDS,
 }  # fmt: skip
 MAX_QUANTITY = Decimal("1e15")
 
@@ -57,6 +58,13 @@ class PlanMeter:
     flat_fee_from_zero: bool = False  # the first tier's flat_fee is charged even at 0 billable
     rounding: str = "up"  # package and tier blocks: count started (up) or completed (down)
     prorate: bool = False  # included units and tier bounds scale with the days in force
+    # percentage pricing: per event, value * rate / 100 + fixed_fee (not on the month's first
+    # free_events events) clamped into [per_event_min, per_event_max]
+    rate: Decimal | None = None
+    fixed_fee: Decimal = Decimal(0)
+    free_events: int = 0
+    per_event_min: Decimal | None = None
+    per_event_max: Decimal | None = None
 
     @property
     def always_charged(self) -> bool:
@@ -245,7 +253,10 @@ def _parse_plan_meter(name: str, raw: Any, path: str, meters: dict[str, Meter]) 
         raise CatalogError(f"{path}.limit is required when hard_limit is true")
     package_size = _decimal(raw.get("package_size"), f"{path}.package_size", allow_none=True)
     tiers: tuple[Tier, ...] = ()
-    if pricing == "none":
+    if pricing == "percentage":
+        if "tiers" in raw:
+            raise CatalogError(f"{path}.tiers must be absent for percentage pricing (use rate)")
+    elif pricing == "none":
         if "tiers" in raw:
             raise CatalogError(f"{path}.tiers must be absent when pricing is none")
     else:
@@ -270,7 +281,30 @@ def _parse_plan_meter(name: str, raw: Any, path: str, meters: dict[str, Meter]) 
         package_size=package_size,
         tiers=tiers,
         **_pricing_rules(raw, pricing, tiers, path),
+        **_percentage_rules(raw, pricing, path),
     )
+
+
+def _percentage_rules(raw: dict, pricing: str, path: str) -> dict:
+    """rate (percent of the event's value), fixed_fee, free_events, per_event_min/max."""
+    if pricing != "percentage":
+        for name in PERCENTAGE_FIELDS:
+            if name in raw:
+                raise CatalogError(f"{path}.{name} is only allowed with pricing: percentage")
+        return {}
+    if raw.get("rate") is None:
+        raise CatalogError(f'{path}.rate is required for percentage pricing (e.g. "2.9" for 2.9%)')
+    free_events = raw.get("free_events", 0)
+    if isinstance(free_events, bool) or not isinstance(free_events, int) or free_events < 0:
+        raise CatalogError(f"{path}.free_events must be a whole number >= 0, got {free_events!r}")
+    low, high = _min_max(raw, path, "per_event_min", "per_event_max")
+    return {
+        "rate": _decimal(raw.get("rate"), f"{path}.rate"),
+        "fixed_fee": _decimal(raw.get("fixed_fee", 0), f"{path}.fixed_fee"),
+        "free_events": free_events,
+        "per_event_min": low,
+        "per_event_max": high,
+    }
 
 
 def parse_catalog(data: Any) -> Catalog:

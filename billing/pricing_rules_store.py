@@ -25,6 +25,11 @@ def save_pricing_rules(engine: Engine, catalog: Catalog) -> None:
                     "z": pm.flat_fee_from_zero,
                     "r": pm.rounding,
                     "pr": pm.prorate,
+                    "rate": pm.rate,
+                    "fee": pm.fixed_fee,
+                    "free": pm.free_events,
+                    "emin": pm.per_event_min,
+                    "emax": pm.per_event_max,
                 }
             )
             tiers += [
@@ -45,7 +50,9 @@ def save_pricing_rules(engine: Engine, catalog: Catalog) -> None:
             conn.execute(
                 text(
                     "update meterline.plan_meters set min_amount = :lo, max_amount = :hi,"
-                    " flat_fee_from_zero = :z, rounding = :r, prorate = :pr"
+                    " flat_fee_from_zero = :z, rounding = :r, prorate = :pr, percentage_rate = :rate,"
+                    " fixed_fee = :fee, free_events = :free, per_event_min = :emin,"
+                    " per_event_max = :emax"
                     " where plan_id = :p and meter = :m"
                 ),
                 meters,

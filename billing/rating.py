@@ -22,6 +22,10 @@ The rule (the same as the dbt rating models, to the cent):
 - ``prorate``: in a month the tenant was subscribed for only part of (first to last UTC day in
   force, ``days`` of ``days_in_month``), ``included`` and every tier's ``up_to`` are multiplied
   by ``days / days_in_month``, rounded half-up to 6 decimals (``prorated``).
+- percentage (``rate_events``): per event of the month, in (occurred_at, event_id) order,
+  ``value * rate / 100 + fixed_fee`` (no fixed fee for the first ``free_events``) clamped into
+  ``[per_event_min, per_event_max]``; the sum is then clamped by min/max_amount.
+  ``rate_meter`` has only the month's total: it estimates ``total * rate / 100`` (portal only).
 - the plan's ``minimum_commitment`` / ``maximum_spend`` act on the month's total of rounded
   lines: a ``minimum_commitment`` line tops a smaller total up to the commitment, a
   ``spend_cap`` line (negative) brings a larger total down to the cap.
@@ -35,13 +39,14 @@ on each plan; usage is rated on the plan in force at the end of the month.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from billing.catalog import Plan, PlanMeter
 from billing.meter_labels import meter_label
 from billing.money import minor_unit, to_minor
+from billing.pricing_rules import blocks, clamped, prorated, rate_events
 from meterline.core.numbers import format_quantity
 from meterline.core.periods import month_bounds
 
@@ -89,25 +94,6 @@ def billable_quantity(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
     return max(ZERO, Decimal(quantity) - plan_meter.included)
 
 
-PRORATED_PLACES = Decimal("0.000001")
-
-
-def prorated(plan_meter: PlanMeter, days: int, days_in_month: int) -> PlanMeter:
-    """``plan_meter`` for a month in force ``days`` of ``days_in_month`` days: with ``prorate``,
-    included units and tier bounds scaled by the fraction, rounded half-up to 6 decimals."""
-    if not plan_meter.prorate or days >= days_in_month:
-        return plan_meter
-
-    def scale(value: Decimal) -> Decimal:
-        return (value * days / days_in_month).quantize(PRORATED_PLACES, rounding=ROUND_HALF_UP)
-
-    tiers = tuple(
-        replace(tier, up_to=None if tier.up_to is None else scale(tier.up_to))
-        for tier in plan_meter.tiers
-    )
-    return replace(plan_meter, included=scale(plan_meter.included), tiers=tiers)
-
-
 def days_in_force(spans: Sequence[PlanSpan], period: date) -> tuple[int, int]:
     """``(days, days_in_month)``: UTC days from the first to the last day of ``period`` on
     which any span is in force (a partial day counts), and the days of the month."""
@@ -120,15 +106,6 @@ def days_in_force(spans: Sequence[PlanSpan], period: date) -> tuple[int, int]:
     return days, (end - start).days
 
 
-def blocks(units: Decimal, size: Decimal | None, rounding: str = "up") -> Decimal:
-    """``units`` counted in blocks of ``size``: started blocks (``up``) or completed (``down``)."""
-    if size is None:
-        return units
-    return (units / size).to_integral_value(
-        rounding=ROUND_FLOOR if rounding == "down" else ROUND_CEILING
-    )
-
-
 def rate_meter(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
     """The exact (unrounded) charge for ``quantity`` of one meter under ``plan_meter``."""
     quantity = Decimal(quantity)
@@ -139,16 +116,14 @@ def rate_meter(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
         )
     if plan_meter.pricing == "none":
         return ZERO
-    if not plan_meter.tiers:
+    if not plan_meter.tiers and plan_meter.pricing != "percentage":
         raise RatingError(
             f"{plan_meter.meter}: pricing {plan_meter.pricing} needs at least one tier"
         )
+    if plan_meter.pricing == "percentage":  # an estimate: per-event rules need rate_events
+        return clamped(plan_meter, quantity * (plan_meter.rate or ZERO) / 100)
     total = _tiered_amount(plan_meter, billable_quantity(plan_meter, quantity))
-    if plan_meter.min_amount is not None:
-        total = max(total, plan_meter.min_amount)
-    if plan_meter.max_amount is not None:
-        total = min(total, plan_meter.max_amount)
-    return total
+    return clamped(plan_meter, total)
 
 
 def _tiered_amount(plan_meter: PlanMeter, billable: Decimal) -> Decimal:
@@ -193,10 +168,25 @@ def describe_usage(meter: str, quantity: Decimal, unit: str | None = None) -> st
 
 
 def usage_line(
-    plan: Plan, meter: str, quantity: Decimal, currency: str, in_force: tuple[int, int] = (1, 1)
+    plan: Plan,
+    meter: str,
+    quantity: Decimal,
+    currency: str,
+    in_force: tuple[int, int] = (1, 1),
+    events: Sequence[Decimal] | None = None,
 ) -> InvoiceLine:
-    """The line of one meter; ``in_force`` = (days, days_in_month) for prorated meters."""
-    exact = rate_meter(prorated(plan.meters[meter], *in_force), quantity)
+    """The line of one meter; ``in_force`` = (days, days_in_month) for prorated meters;
+    ``events``: the month's event values in order (required for percentage pricing)."""
+    plan_meter = plan.meters[meter]
+    if plan_meter.pricing == "percentage":
+        if events is None:
+            raise RatingError(
+                f"plans.{plan.plan_id}.meters.{meter}: percentage pricing is rated per event; "
+                "pass the month's event values (events=...)"
+            )
+        exact = rate_events(plan_meter, events)
+    else:
+        exact = rate_meter(prorated(plan_meter, *in_force), quantity)
     return InvoiceLine(
         line_key=f"usage:{meter}",
         line_type="usage",
@@ -236,6 +226,7 @@ def rate_invoice(
     currency: str | None = None,
     *,
     include_zero: bool = False,
+    events: Mapping[str, Sequence[Decimal]] | None = None,
 ) -> list[InvoiceLine]:
     """Lines of a month on one plan: the base fee, then one line per charged meter.
 
@@ -248,7 +239,7 @@ def rate_invoice(
     base = base_fee_line(plan, currency)
     if include_zero or base.amount != 0:
         lines.append(base)
-    lines += _usage_lines(plan, usage, currency, include_zero)
+    lines += _usage_lines(plan, usage, currency, include_zero, events=events)
     return lines + spend_limit_lines(plan, lines, currency)
 
 
@@ -264,6 +255,7 @@ def rate_period(
     currency: str | None = None,
     *,
     include_zero: bool = False,
+    events: Mapping[str, Sequence[Decimal]] | None = None,
 ) -> list[InvoiceLine]:
     """Lines of a month with a plan history: a prorated base fee + usage on the month-end plan.
 
@@ -309,7 +301,7 @@ def rate_period(
     if include_zero or base.amount != 0:
         lines.append(base)
     in_force = days_in_force([span for span, _ in overlapping], period)
-    lines += _usage_lines(final_plan, usage, currency, include_zero, in_force)
+    lines += _usage_lines(final_plan, usage, currency, include_zero, in_force, events)
     return lines + spend_limit_lines(final_plan, lines, currency)
 
 
@@ -319,6 +311,7 @@ def _usage_lines(
     currency: str,
     include_zero: bool,
     in_force: tuple[int, int] = (1, 1),
+    events: Mapping[str, Sequence[Decimal]] | None = None,
 ) -> list[InvoiceLine]:
     """One line per meter with usage, plus the plan's always-charged meters (at 0 usage)."""
     always = {meter for meter, pm in plan.meters.items() if pm.always_charged}
@@ -326,7 +319,11 @@ def _usage_lines(
     for meter in sorted(set(usage) | always):
         if meter not in plan.meters:
             continue
-        line = usage_line(plan, meter, Decimal(usage.get(meter, ZERO)), currency, in_force)
+        quantity = Decimal(usage.get(meter, ZERO))
+        values = (
+            (events or {}).get(meter, ()) if plan.meters[meter].pricing == "percentage" else None
+        )
+        line = usage_line(plan, meter, quantity, currency, in_force, values)
         if include_zero or line.amount != 0:
             lines.append(line)
     return lines

@@ -190,3 +190,53 @@ PRORATED_HAND_WORKED = [
     ("not prorated", _meter(
         "graduated", _tiers((None, "1", "0", None)), included=D(100)), D(40), "USD", 10, 31, 0),
 ]  # fmt: skip
+
+
+@st.composite
+def percentage_meter(draw) -> tuple[PlanMeter, list[Decimal]]:
+    """A percentage-priced meter (rate, fixed fee, free events, per-event and monthly clamps)
+    and the month's event values, in event order."""
+    low = draw(st.one_of(st.none(), st.integers(1, 200).map(lambda n: D(n).scaleb(-2))))
+    high = draw(st.one_of(st.none(), st.integers(100, 50_000).map(lambda n: D(n).scaleb(-2))))
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    meter = PlanMeter(
+        meter="api_calls",
+        pricing="percentage",
+        rate=draw(st.integers(0, 500).map(lambda n: D(n).scaleb(-2))),
+        fixed_fee=draw(
+            st.one_of(st.just(D(0)), st.integers(1, 100).map(lambda n: D(n).scaleb(-2)))
+        ),
+        free_events=draw(st.integers(0, 3)),
+        per_event_min=low,
+        per_event_max=high,
+        min_amount=draw(st.one_of(st.none(), st.none(), money)),
+        max_amount=draw(st.one_of(st.none(), st.none(), money.map(lambda m: m * 10))),
+    )
+    if meter.min_amount and meter.max_amount and meter.min_amount > meter.max_amount:
+        meter = PlanMeter(**{**vars(meter), "min_amount": meter.max_amount})
+    values = draw(st.lists(st.integers(1, 500_000_00).map(lambda n: D(n).scaleb(-2)), max_size=6))
+    return meter, values
+
+
+def _percent(rate: str, fee: str = "0", **rules) -> PlanMeter:
+    return PlanMeter(
+        meter="api_calls", pricing="percentage", rate=D(rate), fixed_fee=D(fee), **rules
+    )
+
+
+# (name, PlanMeter, event values in order, currency, expected minor units)
+PERCENTAGE_HAND_WORKED = [
+    # https://getlago.com/docs/templates/per-transaction/stripe : card payments 2.9% + $0.30;
+    # $100 and $50 -> (2.90 + 0.30) + (1.45 + 0.30) = $4.95.
+    ("stripe card fees via lago", _percent("2.9", "0.30"), [D(100), D(50)], "USD", 495),
+    # https://docs.upvest.co/products/tol/guides/fees/fees_transaction_fees_designing :
+    # "1 % fee per order, not less than 1 EUR, not more than 100 EUR": orders of 50, 500 and
+    # 20,000 EUR -> 1 + 5 + 100 = 106 EUR.
+    ("upvest per-order min and max", _percent(
+        "1", per_event_min=D(1), per_event_max=D(100)), [D(50), D(500), D(20000)], "EUR", 10600),
+    # https://getlago.com/docs/guide/plans/charges/charge-models/percentage : free units per
+    # event are "not subject to the fixed fee"; 1.2% + $0.10 with the first 3 events free of
+    # the fee, 5 events of $10 -> 5 * 0.12 + 2 * 0.10 = $0.80.
+    ("lago free events", _percent("1.2", "0.10", free_events=3), [D(10)] * 5, "USD", 80),
+]  # fmt: skip

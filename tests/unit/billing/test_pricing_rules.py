@@ -11,8 +11,9 @@ import pytest
 
 from billing.catalog import CatalogError, Plan, PlanMeter, Tier, parse_catalog
 from billing.money import to_minor
+from billing.pricing_rules import rate_events
 from billing.rating import PlanSpan, days_in_force, prorated, rate_invoice, rate_meter, rate_period
-from tests.pricing_cases import HAND_WORKED, PRORATED_HAND_WORKED
+from tests.pricing_cases import HAND_WORKED, PERCENTAGE_HAND_WORKED, PRORATED_HAND_WORKED
 
 D = Decimal
 
@@ -33,6 +34,22 @@ def test_hand_worked_charges(meter, quantity, currency, expected):
 )
 def test_hand_worked_prorated_charges(meter, quantity, currency, days, in_month, expected):
     assert to_minor(rate_meter(prorated(meter, days, in_month), quantity), currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("meter", "values", "currency", "expected"),
+    [case[1:] for case in PERCENTAGE_HAND_WORKED],
+    ids=[case[0] for case in PERCENTAGE_HAND_WORKED],
+)
+def test_hand_worked_percentage_charges(meter, values, currency, expected):
+    assert to_minor(rate_events(meter, values), currency) == expected
+
+
+def test_a_percentage_meter_on_an_invoice_needs_its_events():
+    meter = PERCENTAGE_HAND_WORKED[0][1]
+    plan = Plan("p", "P", D(0), "USD", meters={"api_calls": meter})
+    lines = rate_invoice(plan, {"api_calls": D(150)}, events={"api_calls": [D(100), D(50)]})
+    assert [(line.line_key, line.amount) for line in lines] == [("usage:api_calls", 495)]
 
 
 def test_a_subscription_starting_mid_month_prorates_by_days_in_force():
@@ -133,6 +150,23 @@ GRADUATED = {"pricing": "graduated", "tiers": [{"up_to": None, "unit_price": "1"
             {"meters": {"api_calls": {"pricing": "package", "package_size": 10, "tiers": [
                 {"up_to": None, "unit_price": "1", "block_size": 5}]}}},
             "plans.p.meters.api_calls.tiers[0].block_size applies to graduated or volume",
+        ),
+        (
+            {"meters": {"api_calls": {"pricing": "percentage", "fixed_fee": "0.3"}}},
+            "plans.p.meters.api_calls.rate is required for percentage pricing",
+        ),
+        (
+            {"meters": {"api_calls": {**GRADUATED, "rate": "2.9"}}},
+            "plans.p.meters.api_calls.rate is only allowed with pricing: percentage",
+        ),
+        (
+            {"meters": {"api_calls": {"pricing": "percentage", "rate": "1", "free_events": -1}}},
+            "plans.p.meters.api_calls.free_events must be a whole number >= 0",
+        ),
+        (
+            {"meters": {"api_calls": {"pricing": "percentage", "rate": "1",
+                                      "per_event_min": "2", "per_event_max": "1"}}},
+            "plans.p.meters.api_calls.per_event_min (2) must not exceed",
         ),
         (
             {"minimum_commitment": "100", "maximum_spend": "50"},

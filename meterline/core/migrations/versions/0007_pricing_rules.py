@@ -11,6 +11,8 @@ by the dbt intermediate pricing models; all nullable or defaulted so today's row
 - ``plan_meters.flat_fee_from_zero``: the first tier's flat fee is charged even at 0 billable.
 - ``plan_meters.rounding``: ``up`` (default) or ``down`` for package and tier blocks.
 - ``plan_meters.prorate``: included units and tier bounds scale with the days in force.
+- ``plan_meters.pricing_model`` may be ``percentage``, with ``percentage_rate`` (percent of
+  each event's value), ``fixed_fee`` (per event), ``free_events``, ``per_event_min``/``max``.
 - ``price_tiers.block_size``: units in the tier are priced per started (or completed) block.
 - ``plans.minimum_commitment`` / ``maximum_spend``: floor / cap of the month's invoice total.
 """
@@ -32,6 +34,14 @@ def upgrade() -> None:
             add column flat_fee_from_zero boolean not null default false,
             add column rounding text not null default 'up' check (rounding in ('up', 'down')),
             add column prorate boolean not null default false,
+            add column percentage_rate numeric check (percentage_rate >= 0),
+            add column fixed_fee numeric not null default 0 check (fixed_fee >= 0),
+            add column free_events integer not null default 0 check (free_events >= 0),
+            add column per_event_min numeric check (per_event_min >= 0),
+            add column per_event_max numeric check (per_event_max >= per_event_min),
+            drop constraint plan_meters_pricing_model_check,
+            add constraint plan_meters_pricing_model_check check (pricing_model in
+                ('graduated', 'volume', 'package', 'flat', 'percentage', 'none')),
             add constraint plan_meters_min_le_max check (min_amount <= max_amount);
         alter table meterline.price_tiers
             add column block_size numeric check (block_size > 0);
@@ -53,6 +63,14 @@ def downgrade() -> None:
         alter table meterline.price_tiers drop column block_size;
         alter table meterline.plan_meters
             drop constraint plan_meters_min_le_max,
+            drop constraint plan_meters_pricing_model_check,
+            add constraint plan_meters_pricing_model_check check (pricing_model in
+                ('graduated', 'volume', 'package', 'flat', 'none')),
+            drop column per_event_max,
+            drop column per_event_min,
+            drop column free_events,
+            drop column fixed_fee,
+            drop column percentage_rate,
             drop column prorate,
             drop column rounding,
             drop column flat_fee_from_zero,
