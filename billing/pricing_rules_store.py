@@ -65,3 +65,58 @@ def save_pricing_rules(engine: Engine, catalog: Catalog) -> None:
                 ),
                 tiers,
             )
+
+
+def with_pricing_rules(engine: Engine, catalog: Catalog) -> Catalog:
+    """``catalog`` (as ``read_catalog`` gives it) with the pricing-rule columns read back."""
+    from dataclasses import replace
+    from decimal import Decimal
+
+    with engine.connect() as conn:
+        limits = {
+            r.plan_id: r
+            for r in conn.execute(
+                text("select plan_id, minimum_commitment, maximum_spend from meterline.plans")
+            )
+        }
+        rules = {
+            (r.plan_id, r.meter): r
+            for r in conn.execute(text("select * from meterline.plan_meters"))
+        }
+        blocks = {
+            (r.plan_id, r.meter, r.tier_index): r.block_size
+            for r in conn.execute(
+                text("select * from meterline.price_tiers where block_size is not null")
+            )
+        }
+    plans = {}
+    for plan_id, plan in catalog.plans.items():
+        meters = {}
+        for name, pm in plan.meters.items():
+            r = rules.get((plan_id, name))
+            tiers = tuple(
+                replace(tier, block_size=blocks.get((plan_id, name, i)))
+                for i, tier in enumerate(pm.tiers)
+            )
+            meters[name] = replace(
+                pm,
+                tiers=tiers,
+                min_amount=r.min_amount,
+                max_amount=r.max_amount,
+                flat_fee_from_zero=r.flat_fee_from_zero,
+                rounding=r.rounding,
+                prorate=r.prorate,
+                rate=r.percentage_rate,
+                fixed_fee=Decimal(r.fixed_fee),
+                free_events=r.free_events,
+                per_event_min=r.per_event_min,
+                per_event_max=r.per_event_max,
+            ) if r is not None else pm  # fmt: skip
+        limit = limits.get(plan_id)
+        plans[plan_id] = replace(
+            plan,
+            meters=meters,
+            minimum_commitment=limit.minimum_commitment if limit else None,
+            maximum_spend=limit.maximum_spend if limit else None,
+        )
+    return replace(catalog, plans=plans)
