@@ -8,9 +8,27 @@ The rule (the same as the dbt rating models, to the cent):
   adds its ``flat_fee`` once.
 - volume: all billable units at the ``unit_price`` of the first tier with ``up_to >= billable``
   (or the unbounded last one), plus that tier's ``flat_fee``; nothing when ``billable == 0``.
-- package: ``ceil(billable / package_size) * tiers[0].unit_price``.
+- package: ``ceil(billable / package_size) * tiers[0].unit_price`` (``floor`` with
+  ``rounding: down``).
 - flat: ``tiers[0].flat_fee`` once when ``billable > 0``.
 - none: never charged.
+- a tier with ``block_size``: its units are priced per block, ``unit_price`` being the price of
+  a block: ``ceil(units_in_tier / block_size)`` blocks (``floor`` with ``rounding: down``);
+  for volume the tier the total falls in prices ``blocks(billable)``.
+- ``flat_fee_from_zero``: the first tier's ``flat_fee`` is charged even when ``billable == 0``
+  (graduated, volume, flat), and the meter's line exists every month on the plan.
+- ``min_amount`` / ``max_amount``: the meter's charge is clamped into ``[min, max]`` (a
+  ``min_amount`` > 0 also makes the line exist every month).
+- ``prorate``: in a month the tenant was subscribed for only part of (first to last UTC day in
+  force, ``days`` of ``days_in_month``), ``included`` and every tier's ``up_to`` are multiplied
+  by ``days / days_in_month``, rounded half-up to 6 decimals (``prorated``).
+- percentage (``rate_events``): per event of the month, in (occurred_at, event_id) order,
+  ``value * rate / 100 + fixed_fee`` (no fixed fee for the first ``free_events``) clamped into
+  ``[per_event_min, per_event_max]``; the sum is then clamped by min/max_amount.
+  ``rate_meter`` has only the month's total: it estimates ``total * rate / 100`` (portal only).
+- the plan's ``minimum_commitment`` / ``maximum_spend`` act on the month's total of rounded
+  lines: a ``minimum_commitment`` line tops a smaller total up to the commitment, a
+  ``spend_cap`` line (negative) brings a larger total down to the cap.
 
 ``rate_meter`` is exact (unrounded). Each invoice line is rounded once, half-up, to the
 currency's minor unit (``billing.money.to_minor``); an invoice total is the sum of its rounded
@@ -22,12 +40,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import ROUND_CEILING, Decimal
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from billing.catalog import Plan, PlanMeter
 from billing.meter_labels import meter_label
 from billing.money import minor_unit, to_minor
+from billing.pricing_rules import blocks, clamped, prorated, rate_events
 from meterline.core.numbers import format_quantity
 from meterline.core.periods import month_bounds
 
@@ -75,6 +94,18 @@ def billable_quantity(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
     return max(ZERO, Decimal(quantity) - plan_meter.included)
 
 
+def days_in_force(spans: Sequence[PlanSpan], period: date) -> tuple[int, int]:
+    """``(days, days_in_month)``: UTC days from the first to the last day of ``period`` on
+    which any span is in force (a partial day counts), and the days of the month."""
+    start, end = month_bounds(period)
+    los = [max(start, s.start) for s in spans]
+    his = [min(end, s.end) if s.end is not None else end for s in spans]
+    first = min(lo for lo, hi in zip(los, his, strict=True) if hi > lo)
+    last = max(hi for lo, hi in zip(los, his, strict=True) if hi > lo)
+    days = ((last - timedelta(microseconds=1)).date() - first.date()).days + 1
+    return days, (end - start).days
+
+
 def rate_meter(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
     """The exact (unrounded) charge for ``quantity`` of one meter under ``plan_meter``."""
     quantity = Decimal(quantity)
@@ -83,40 +114,48 @@ def rate_meter(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
             f"{plan_meter.meter}: quantity must be >= 0, got {quantity}; "
             "negative usage is a data error upstream"
         )
-    pricing = plan_meter.pricing
-    if pricing == "none":
+    if plan_meter.pricing == "none":
         return ZERO
-    tiers = plan_meter.tiers
-    if not tiers:
-        raise RatingError(f"{plan_meter.meter}: pricing {pricing} needs at least one tier")
-    billable = billable_quantity(plan_meter, quantity)
+    if not plan_meter.tiers and plan_meter.pricing != "percentage":
+        raise RatingError(
+            f"{plan_meter.meter}: pricing {plan_meter.pricing} needs at least one tier"
+        )
+    if plan_meter.pricing == "percentage":  # an estimate: per-event rules need rate_events
+        return clamped(plan_meter, quantity * (plan_meter.rate or ZERO) / 100)
+    total = _tiered_amount(plan_meter, billable_quantity(plan_meter, quantity))
+    return clamped(plan_meter, total)
+
+
+def _tiered_amount(plan_meter: PlanMeter, billable: Decimal) -> Decimal:
+    pricing, tiers, rounding = plan_meter.pricing, plan_meter.tiers, plan_meter.rounding
+    first_fee = tiers[0].flat_fee if billable > 0 or plan_meter.flat_fee_from_zero else ZERO
     if pricing == "graduated":
-        total = ZERO
+        total = first_fee
         lower = ZERO
-        for tier in tiers:
+        for index, tier in enumerate(tiers):
             upper = billable if tier.up_to is None else min(billable, tier.up_to)
             units = upper - lower
             if units > 0:
-                total += units * tier.unit_price + tier.flat_fee
+                total += blocks(units, tier.block_size, rounding) * tier.unit_price
+                total += tier.flat_fee if index > 0 else ZERO
             if tier.up_to is None or tier.up_to >= billable:
                 break
             lower = tier.up_to
         return total
     if pricing == "volume":
         if billable == 0:
-            return ZERO
+            return first_fee
         for tier in tiers:
             if tier.up_to is None or tier.up_to >= billable:
-                return billable * tier.unit_price + tier.flat_fee
+                return blocks(billable, tier.block_size, rounding) * tier.unit_price + tier.flat_fee
         raise RatingError(f"{plan_meter.meter}: the last volume tier must be unbounded")
     if pricing == "package":
         size = plan_meter.package_size
         if size is None or size <= 0:
             raise RatingError(f"{plan_meter.meter}: package pricing needs package_size > 0")
-        packages = (billable / size).to_integral_value(rounding=ROUND_CEILING)
-        return packages * tiers[0].unit_price
+        return blocks(billable, size, rounding) * tiers[0].unit_price
     if pricing == "flat":
-        return tiers[0].flat_fee if billable > 0 else ZERO
+        return first_fee
     raise RatingError(
         f"{plan_meter.meter}: unknown pricing {pricing!r} (use graduated, volume, package, flat or none)"
     )
@@ -128,8 +167,26 @@ def describe_usage(meter: str, quantity: Decimal, unit: str | None = None) -> st
     return f"{meter_label(meter)}: {format_quantity(quantity)} {unit}"
 
 
-def usage_line(plan: Plan, meter: str, quantity: Decimal, currency: str) -> InvoiceLine:
-    exact = rate_meter(plan.meters[meter], quantity)
+def usage_line(
+    plan: Plan,
+    meter: str,
+    quantity: Decimal,
+    currency: str,
+    in_force: tuple[int, int] = (1, 1),
+    events: Sequence[Decimal] | None = None,
+) -> InvoiceLine:
+    """The line of one meter; ``in_force`` = (days, days_in_month) for prorated meters;
+    ``events``: the month's event values in order (required for percentage pricing)."""
+    plan_meter = plan.meters[meter]
+    if plan_meter.pricing == "percentage":
+        if events is None:
+            raise RatingError(
+                f"plans.{plan.plan_id}.meters.{meter}: percentage pricing is rated per event; "
+                "pass the month's event values (events=...)"
+            )
+        exact = rate_events(plan_meter, events)
+    else:
+        exact = rate_meter(prorated(plan_meter, *in_force), quantity)
     return InvoiceLine(
         line_key=f"usage:{meter}",
         line_type="usage",
@@ -169,6 +226,7 @@ def rate_invoice(
     currency: str | None = None,
     *,
     include_zero: bool = False,
+    events: Mapping[str, Sequence[Decimal]] | None = None,
 ) -> list[InvoiceLine]:
     """Lines of a month on one plan: the base fee, then one line per charged meter.
 
@@ -181,13 +239,8 @@ def rate_invoice(
     base = base_fee_line(plan, currency)
     if include_zero or base.amount != 0:
         lines.append(base)
-    for meter in sorted(usage):
-        if meter not in plan.meters:
-            continue
-        line = usage_line(plan, meter, Decimal(usage[meter]), currency)
-        if include_zero or line.amount != 0:
-            lines.append(line)
-    return lines
+    lines += _usage_lines(plan, usage, currency, include_zero, events=events)
+    return lines + spend_limit_lines(plan, lines, currency)
 
 
 def invoice_total(lines: Sequence[InvoiceLine]) -> int:
@@ -202,12 +255,14 @@ def rate_period(
     currency: str | None = None,
     *,
     include_zero: bool = False,
+    events: Mapping[str, Sequence[Decimal]] | None = None,
 ) -> list[InvoiceLine]:
     """Lines of a month with a plan history: a prorated base fee + usage on the month-end plan.
 
     Each plan in force during the month contributes ``base_fee * seconds_on_plan /
     seconds_in_month``; the sum is one ``base_fee`` line, rounded once (as the dbt mart does).
-    Usage is rated on the plan in force at the end of the month (the last span overlapping it).
+    Usage is rated on the plan in force at the end of the month (the last span overlapping it);
+    its ``prorate`` meters are prorated by the days in force (``days_in_force``).
     """
     start, end = month_bounds(period)
     month_seconds = Decimal(int((end - start).total_seconds()))
@@ -245,10 +300,64 @@ def rate_period(
     )
     if include_zero or base.amount != 0:
         lines.append(base)
-    for meter in sorted(usage):
-        if meter not in final_plan.meters:
+    in_force = days_in_force([span for span, _ in overlapping], period)
+    lines += _usage_lines(final_plan, usage, currency, include_zero, in_force, events)
+    return lines + spend_limit_lines(final_plan, lines, currency)
+
+
+def _usage_lines(
+    plan: Plan,
+    usage: Mapping[str, Decimal],
+    currency: str,
+    include_zero: bool,
+    in_force: tuple[int, int] = (1, 1),
+    events: Mapping[str, Sequence[Decimal]] | None = None,
+) -> list[InvoiceLine]:
+    """One line per meter with usage, plus the plan's always-charged meters (at 0 usage)."""
+    always = {meter for meter, pm in plan.meters.items() if pm.always_charged}
+    lines = []
+    for meter in sorted(set(usage) | always):
+        if meter not in plan.meters:
             continue
-        line = usage_line(final_plan, meter, Decimal(usage[meter]), currency)
+        quantity = Decimal(usage.get(meter, ZERO))
+        values = (
+            (events or {}).get(meter, ()) if plan.meters[meter].pricing == "percentage" else None
+        )
+        line = usage_line(plan, meter, quantity, currency, in_force, values)
         if include_zero or line.amount != 0:
             lines.append(line)
     return lines
+
+
+def spend_limit_lines(plan: Plan, lines: Sequence[InvoiceLine], currency: str) -> list[InvoiceLine]:
+    """The plan's invoice floor and cap, acting on the month's total of rounded lines.
+
+    ``minimum_commitment``: a ``minimum_commitment`` line worth ``commitment - total`` when the
+    total is below it. ``maximum_spend``: a negative ``spend_cap`` line worth ``cap - total``
+    when the total is above it. At most one of them (the commitment never exceeds the cap).
+    """
+    total = invoice_total(lines)
+    extra: list[tuple[str, str, int]] = []
+    if plan.minimum_commitment is not None:
+        floor = to_minor(plan.minimum_commitment, currency)
+        if total < floor:
+            extra.append(("minimum_commitment", "Minimum commitment top-up", floor - total))
+    if plan.maximum_spend is not None:
+        cap = to_minor(plan.maximum_spend, currency)
+        if total > cap:
+            extra.append(("spend_cap", "Spend cap", cap - total))
+    scale = Decimal(10) ** minor_unit(currency)
+    return [
+        InvoiceLine(
+            line_key=key,
+            line_type=key,
+            meter=None,
+            plan_id=plan.plan_id,
+            quantity=Decimal(1),
+            amount=amount,
+            currency=currency.upper(),
+            description=text,
+            exact_amount=Decimal(amount) / scale,
+        )
+        for key, text, amount in extra
+    ]

@@ -109,9 +109,10 @@ def create_app(
 def catalog_cost_estimator(engine: Engine) -> CostEstimator:
     """Estimated cost so far per meter, rated by billing on the tenant's plan in the catalog."""
     from billing.catalog_store import read_catalog
+    from billing.pricing_rules_store import with_pricing_rules
     from billing.rating import rate_meter
 
-    catalog = read_catalog(engine)
+    catalog = with_pricing_rules(engine, read_catalog(engine))
 
     def estimate(tenant_id: str, rows) -> dict:
         costs = {}

@@ -26,10 +26,12 @@ def catalog_load(
     """Validate the catalog and load it into Postgres."""
     from billing.catalog import load_catalog
     from billing.catalog_store import save_catalog
+    from billing.pricing_rules_store import save_pricing_rules
 
     catalog = load_catalog(path)  # validate before touching any service
     rt = runtime()
     counts = save_catalog(rt.engine, catalog)
+    save_pricing_rules(rt.engine, catalog)
     refresh_plan_caches(rt)
     console.print(
         f"catalog loaded: {counts['meters']} meters, {counts['plans']} plans, {counts['tiers']} price tiers"

@@ -1,120 +1,126 @@
 """Python rating == dbt SQL rating, to the cent, on >= 500 random plans and usages.
 
-Hypothesis (derandomized) draws 600 cases, collected into one batch: each is a plan with a random base fee
-and currency and one priced meter (graduated, volume, package, flat or none; random tiers,
-flat fees and included units) and one tenant with a random month of usage, biased towards tier
-boundaries. All cases are written at once, ONE dbt build produces analytics.fct_invoice_lines,
+Hypothesis (derandomized) draws 600 cases, collected into one batch: each is a plan with a
+random base fee, currency, minimum commitment and spend cap and one priced meter using every
+pricing rule (tests.pricing_cases.priced_meter: graduated, volume, package, flat or none; tiers, flat
+fees, included units, block sizes, rounding, flat_fee_from_zero, min/max per charge) and one
+tenant with a random month of usage (none at all for some), biased towards tier boundaries,
+subscribed all month or from / until a random instant of it (prorated base fee and meters);
+a sixth of the meters use percentage pricing on up to 6 events of the month. All cases are written at once, ONE dbt build produces analytics.fct_invoice_lines,
 and every case is compared with billing.rating.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from billing.catalog import Catalog, Plan, PlanMeter, Tier, load_catalog
 from billing.catalog_store import save_catalog
-from billing.money import to_minor
-from billing.rating import rate_meter
+from billing.pricing_rules_store import save_pricing_rules
+from billing.rating import PlanSpan, rate_period
 from meterline.core.dbt_runner import dbt_build
+from tests.pricing_cases import (
+    PERCENTAGE_HAND_WORKED,
+    draw_examples,
+    money,
+    percentage_meter,
+    priced_meter,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT = ROOT / "dbt_project"
 CASES = 600
 MONTH = date(2026, 9, 1)
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+SEPT_15 = datetime(2026, 9, 15, 12, tzinfo=UTC)
 D = Decimal
-
-money = st.decimals(
-    min_value=D("0.01"), max_value=50, places=4, allow_nan=False, allow_infinity=False
-)
-unit_prices = st.one_of(
-    st.sampled_from([D("0.001"), D("0.0005"), D("0.0002"), D("0.005"), D("0.25"), D("0.015")]),
-    st.decimals(
-        min_value=D("0.000001"), max_value=2, places=6, allow_nan=False, allow_infinity=False
-    ),
-)
 
 
 @st.composite
 def cases(draw):
-    pricing = draw(st.sampled_from(["graduated", "volume", "package", "flat", "none"]))
-    n_bounds = 0 if pricing in ("package", "flat") else draw(st.integers(0, 4))
-    bounds = sorted(draw(st.sets(st.integers(1, 2_000_000), min_size=n_bounds, max_size=n_bounds)))
-    tiers = tuple(
-        Tier(
-            up_to=None if up_to is None else D(up_to),
-            unit_price=draw(unit_prices),
-            flat_fee=draw(money if pricing == "flat" else st.one_of(st.just(D(0)), money)),
-        )
-        for up_to in [*bounds, None]
-    )
-    included = draw(st.one_of(st.just(D(0)), st.decimals(min_value=0, max_value=10_000, places=2)))
-    package_size = D(draw(st.integers(1, 10_000))) if pricing == "package" else None
-    meter = PlanMeter(
-        meter="api_calls",
-        pricing=pricing,
-        included=included,
-        package_size=package_size,
-        tiers=() if pricing == "none" else tiers,
-    )
-    edges = [
-        included + b + delta for b in [D(0), *map(D, bounds)] for delta in (D(0), D(1), D("-0.5"))
-    ]
-    quantity = draw(
-        st.one_of(
-            st.integers(10_000, 3_000_000).map(D),
-            st.decimals(
-                min_value=1, max_value=5_000_000, places=3, allow_nan=False, allow_infinity=False
-            ),
-            st.sampled_from([q for q in edges if q >= 0] or [D(0)]),
-        )
-    )
+    """A plan (random base fee, currency, invoice floor/cap) with one priced meter, and usage."""
+    meter, quantity = draw(priced_meter())
+    values = [quantity] if quantity > 0 else []
+    if draw(st.integers(0, 5)) == 0:  # a sixth: percentage pricing on the month's events
+        meter, values = draw(percentage_meter())
+        quantity = sum(values, D(0))
+    fee = draw(st.one_of(st.just(D(0)), money))
+    commitment = draw(st.one_of(st.none(), st.none(), money.map(lambda m: m * 4)))
+    cap = draw(st.one_of(st.none(), st.none(), money.map(lambda m: m * 40)))
+    if commitment is not None and cap is not None and commitment > cap:
+        commitment, cap = cap, commitment
     currency = draw(st.sampled_from(["USD", "EUR", "GBP", "JPY", "NGN"]))
-    return meter, draw(st.one_of(st.just(D(0)), money)), currency, quantity
+    # the subscription: all month, or starting / ending at a random instant of the month
+    instant = datetime(2026, 9, 1, tzinfo=UTC) + timedelta(
+        days=draw(st.integers(1, 29)), hours=draw(st.integers(0, 23))
+    )
+    span = draw(st.sampled_from([(JAN, None), (instant, None), (JAN, instant)]))
+    return meter, fee, currency, quantity, commitment, cap, span, values
 
 
 def _write_cases(engine, batch) -> None:
     base = load_catalog()
-    plans = {
-        f"xp{i:04d}": Plan(f"xp{i:04d}", f"Plan {i}", fee, cur, meters={"api_calls": pm})
-        for i, (pm, fee, cur, _) in enumerate(batch)
-    }
-    save_catalog(engine, Catalog(currency="USD", meters=base.meters, plans=plans))
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    tenants = [
-        {"t": f"xt{i:04d}", "c": cur, "p": f"xp{i:04d}"} for i, (_, _, cur, _) in enumerate(batch)
-    ]
+    plans = {plan.plan_id: plan for plan in _plans(batch)}
+    catalog = Catalog(currency="USD", meters=base.meters, plans=plans)
+    save_catalog(engine, catalog)
+    save_pricing_rules(engine, catalog)
+    tenants = [{"t": f"xt{i:04d}", "c": case[2], "p": f"xp{i:04d}"} for i, case in enumerate(batch)]
     events = [
-        {"t": f"xt{i:04d}", "e": f"ev{i}", "v": q} for i, (_, _, _, q) in enumerate(batch) if q > 0
+        {"t": f"xt{i:04d}", "e": f"ev{i}-{k}", "v": value, "at": SEPT_15 + timedelta(seconds=k)}
+        for i, case in enumerate(batch)
+        for k, value in enumerate(case[7])
     ]
     with engine.begin() as conn:
         conn.execute(
             text(
                 "insert into meterline.tenants (tenant_id, name, currency, created_at) values (:t, :t, :c, :s)"
             ),
-            [{**t, "s": start} for t in tenants],
+            [{**t, "s": JAN} for t in tenants],
         )
         conn.execute(
             text(
-                "insert into meterline.subscriptions (tenant_id, plan_id, effective_from) values (:t, :p, :s)"
+                "insert into meterline.subscriptions (tenant_id, plan_id, effective_from, effective_to)"
+                " values (:t, :p, :s, :e)"
             ),
-            [{**t, "s": start} for t in tenants],
+            [
+                {**t, "s": case[6][0], "e": case[6][1]}
+                for t, case in zip(tenants, batch, strict=True)
+            ],
         )
         conn.execute(
             text(
                 """
                 insert into raw.usage_events (tenant_id, event_id, meter, value, occurred_at, received_at)
-                values (:t, :e, 'api_calls', :v, '2026-09-15T12:00:00Z', '2026-09-15T12:00:00Z')
+                values (:t, :e, 'api_calls', :v, :at, :at)
                 """
             ),
             events,
         )
+
+
+# https://github.com/getlago/lago-api/pull/1787 (minimum commitment scenario): a $50 plan with
+# $10 units and a $100 commitment; 3 units -> "$50 + 3 * $10 = $80 + $20 (true-up fee) = $100".
+LAGO_COMMITMENT = (
+    PlanMeter("api_calls", "graduated", tiers=(Tier(None, D(10)),)),
+    D(50), "USD", D(3), D(100), None, (JAN, None), [D(3)],
+)  # fmt: skip
+LAGO_LINES = {"base_fee": 5000, "usage:api_calls": 3000, "minimum_commitment": 2000}
+
+
+def _plans(batch) -> list[Plan]:
+    return [
+        Plan(
+            f"xp{i:04d}", f"Plan {i}", fee, cur, meters={"api_calls": pm},
+            minimum_commitment=commitment, maximum_spend=cap,
+        )
+        for i, (pm, fee, cur, _, commitment, cap, *_) in enumerate(batch)
+    ]  # fmt: skip
 
 
 def _dbt_build(database_url: str, tmp_path: Path) -> None:
@@ -126,23 +132,8 @@ def _dbt_build(database_url: str, tmp_path: Path) -> None:
 
 
 def draw_cases(n: int) -> list:
-    """Draw ``n`` derandomized hypothesis examples of ``cases()`` (batched for one dbt build)."""
-    collected: list = []
-
-    @settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case=cases())
-    def collect(case):
-        collected.append(case)
-
-    collect()
-    return collected
+    """``n`` derandomized hypothesis examples of ``cases()`` (batched for one dbt build)."""
+    return draw_examples(cases(), n)
 
 
 def test_python_rating_equals_dbt_sql(db, test_services, tmp_path_factory):
@@ -152,6 +143,12 @@ def test_python_rating_equals_dbt_sql(db, test_services, tmp_path_factory):
     )
     batch = draw_cases(CASES)
     assert len(batch) >= 500
+    batch.append(LAGO_COMMITMENT)
+    worked_from = len(batch)
+    batch += [
+        (pm, D(0), currency, sum(values, D(0)), None, None, (JAN, None), values)
+        for _, pm, values, currency, _ in PERCENTAGE_HAND_WORKED
+    ]
     _write_cases(db, batch)
     _dbt_build(test_services.database_url, tmp_path_factory.mktemp("dbt"))
     with db.connect() as conn:
@@ -170,19 +167,39 @@ def test_python_rating_equals_dbt_sql(db, test_services, tmp_path_factory):
         sql.setdefault(row.tenant_id, {})[row.line_key] = int(row.amount)
     mismatches = []
     charged: Counter[str] = Counter()
-    for i, (pm, fee, currency, quantity) in enumerate(batch):
-        expected = {
-            "base_fee": to_minor(fee, currency),
-            "usage:api_calls": to_minor(rate_meter(pm, quantity), currency),
-        }
-        expected = {k: v for k, v in expected.items() if v != 0}
+    for i, plan in enumerate(_plans(batch)):
+        pm, _, currency, quantity, _, _, (start, end), values = batch[i]
+        usage = {"api_calls": quantity} if values else {}
+        lines = rate_period(
+            [PlanSpan(plan, start, end)], usage, MONTH, currency, events={"api_calls": values}
+        )
+        expected = {line.line_key: line.amount for line in lines}
+        charged["prorated"] += pm.prorate and (start, end) != (JAN, None) and quantity > 0
         if "usage:api_calls" in expected:
             charged[pm.pricing] += 1
+            charged["without usage"] += quantity == 0
+        charged.update(k for k in expected if k in ("minimum_commitment", "spend_cap"))
         got = sql.get(f"xt{i:04d}", {})
         if got != expected:
             mismatches.append((i, pm.pricing, quantity, currency, expected, got, pm))
     # the comparison is not vacuous: every priced model produced many charged lines
-    assert all(charged[m] >= 20 for m in ("graduated", "volume", "package", "flat")), charged
+    assert all(
+        charged[m] >= 20
+        for m in (
+            "graduated",
+            "volume",
+            "package",
+            "flat",
+            "percentage",
+            "without usage",
+            "prorated",
+        )
+    ), charged
+    assert charged["minimum_commitment"] >= 20 and charged["spend_cap"] >= 20, charged
+    assert sql[f"xt{worked_from - 1:04d}"] == LAGO_LINES, "Lago's commitment example"
+    assert {
+        name: sql[f"xt{worked_from + k:04d}"] for k, (name, *_) in enumerate(PERCENTAGE_HAND_WORKED)
+    } == {name: {"usage:api_calls": expected} for name, *_, expected in PERCENTAGE_HAND_WORKED}
     assert not mismatches, (
         f"{len(mismatches)} of {len(batch)} cases differ, first: {mismatches[:3]}"
     )

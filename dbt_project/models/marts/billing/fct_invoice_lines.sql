@@ -2,6 +2,9 @@
     One base-fee line (prorated by time on each plan when the plan changed during the month)
     and one line per charged meter, rated on the plan in force at month end. Each line is
     rounded half-up once to the currency's minor unit; zero-amount lines are omitted.
+    Then the month-end plan's invoice floor and cap (int_plan_spend_limits) act on the total of
+    those rounded lines: a 'minimum_commitment' line tops a smaller total up to the
+    commitment, a negative 'spend_cap' line brings a larger total down to the cap.
     Prior-period adjustments ('adjustment:<meter>:<YYYY-MM>') are added by the billing assets
     when usage arrives after an invoice was finalized, not here. -#}
 
@@ -11,6 +14,7 @@ tenant_months as (select * from {{ ref('int_tenant_months_summarized') }}),
 rated_usage as (select * from {{ ref('int_usage_months_rated') }}),
 meters as (select * from {{ ref('stg_meterline__meters') }}),
 labels as (select * from {{ ref('meter_labels') }}),
+spend_limits as (select * from {{ ref('int_plan_spend_limits') }}),
 
 base_fee_lines as (
     select
@@ -51,10 +55,59 @@ usage_lines as (
     where rated_usage.plan_id is not null
 ),
 
-final as (
+charged_lines as (
     select * from base_fee_lines where amount <> 0
     union all
     select * from usage_lines where amount <> 0
+),
+
+limited_months as (
+    select
+        tenant_months.tenant_id,
+        tenant_months.month,
+        tenant_months.plan_id,
+        tenant_months.currency,
+        coalesce((
+            select sum(charged_lines.amount) from charged_lines
+            where charged_lines.tenant_id = tenant_months.tenant_id
+                and charged_lines.month = tenant_months.month
+        ), 0) as total_amount,
+        {{ to_minor_units('spend_limits.minimum_commitment', 'tenant_months.minor_unit') }} as floor_amount,
+        {{ to_minor_units('spend_limits.maximum_spend', 'tenant_months.minor_unit') }} as cap_amount,
+        tenant_months.minor_unit
+    from tenant_months
+    inner join spend_limits on spend_limits.plan_id = tenant_months.plan_id
+),
+
+spend_limit_lines as (
+    select
+        tenant_id,
+        month,
+        line.line_key,
+        line.line_key as line_type,
+        null::text as meter,
+        plan_id,
+        1::numeric as quantity,
+        1::numeric as billable_quantity,
+        line.amount / (10::numeric ^ minor_unit) as amount_exact,
+        line.amount,
+        currency,
+        line.description
+    from limited_months
+    cross join lateral (
+        select 'minimum_commitment' as line_key, floor_amount - total_amount as amount,
+            'Minimum commitment top-up' as description
+        where total_amount < floor_amount
+        union all
+        select 'spend_cap', cap_amount - total_amount, 'Spend cap'
+        where total_amount > cap_amount
+    ) as line
+),
+
+final as (
+    select * from charged_lines
+    union all
+    select * from spend_limit_lines
 )
 
 select * from final
