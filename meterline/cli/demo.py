@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -219,10 +219,14 @@ def _import_history(console: Console, rt, people, this_month, scale: float) -> N
 def _record_live(console: Console, rt, people, this_month, now: datetime, scale: float) -> dict:
     from ingestion.recorder import UsageRecorder
 
-    recorder = UsageRecorder(rt.redis, rt.engine, prefix=rt.prefix)
     start = datetime(this_month.year, this_month.month, 1, tzinfo=UTC)
-    # Live events must be at most 35 days old; the month start always is.
     end = now.replace(minute=0, second=0, microsecond=0)
+    # The demo replays this month's traffic as if it had arrived live, hour by hour, so its
+    # recorder accepts events back to the month's start; a real client's live events may be at
+    # most BILLING_GRACE_HOURS late (older usage goes through `meterline import`).
+    recorder = UsageRecorder(
+        rt.redis, rt.engine, prefix=rt.prefix, max_lateness=now - start + timedelta(hours=1)
+    )
     events = [e for p in people for e in data.usage_events(p, start, end, scale=scale)]
     events.sort(key=lambda e: e["timestamp"])
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
