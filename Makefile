@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 demo: install
 	$(BIN)/meterline demo
 
+# Test files run in parallel, one worker per CPU (at most 4), each with its own throwaway
+# database, key prefix, Stripe emulator and (when nothing is configured) embedded services.
 test: install chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 # The dashboard's browser tests drive a headless Chromium (Debian's package; Playwright never
 # downloads a browser). Installed here when missing and this user may (root or passwordless
