@@ -154,7 +154,7 @@ latest_values as (
         event_totals.month,
         latest.value
     from event_totals
-    inner join meters on meters.meter = event_totals.meter
+    inner join meters using (meter)
     cross join lateral (
         select events.value
         from events
@@ -180,15 +180,9 @@ quantities as (
             when 'last' then latest_values.value
         end as quantity
     from event_totals
-    inner join meters on meters.meter = event_totals.meter
-    left join distinct_values
-        on distinct_values.tenant_id = event_totals.tenant_id
-        and distinct_values.meter = event_totals.meter
-        and distinct_values.month = event_totals.month
-    left join latest_values
-        on latest_values.tenant_id = event_totals.tenant_id
-        and latest_values.meter = event_totals.meter
-        and latest_values.month = event_totals.month
+    inner join meters using (meter)
+    left join distinct_values using (tenant_id, meter, month)
+    left join latest_values using (tenant_id, meter, month)
 ),
 
 -- usage of a month with a plan, and what that plan charges for it
