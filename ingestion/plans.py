@@ -29,7 +29,7 @@ PLAN_CACHE_TTL = 300
 
 _PLANS_SQL = """
 with current_plan as (
-    select tenant_id, plan_id from meterline.plan_in_force
+    select tenant_id, plan_id, plan_version from meterline.plan_in_force
     where in_force @> cast(:at as timestamptz)
 )
 select t.tenant_id, t.status, c.plan_id, p.upgrade_to, p.name as plan_name, p.currency,
@@ -37,9 +37,10 @@ select t.tenant_id, t.status, c.plan_id, p.upgrade_to, p.name as plan_name, p.cu
        (pm.meter is not null) as in_plan
 from meterline.tenants t
 left join current_plan c on c.tenant_id = t.tenant_id
-left join meterline.plans p on p.plan_id = c.plan_id
+left join meterline.plans p on p.plan_id = c.plan_id and p.plan_version = c.plan_version
 cross join meterline.meters m
-left join meterline.plan_meters pm on pm.plan_id = c.plan_id and pm.meter = m.meter
+left join meterline.plan_meters pm
+  on pm.plan_id = c.plan_id and pm.plan_version = c.plan_version and pm.meter = m.meter
 {where}
 order by t.tenant_id, m.meter
 """

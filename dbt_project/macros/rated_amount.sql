@@ -1,5 +1,6 @@
 {#-
-  The exact (unrounded) charge for `quantity` of `meter` on plan `plan_id`, as numeric.
+  The exact (unrounded) charge for `quantity` of `meter` on version `plan_version` of plan
+  `plan_id` (the version the subscription pays), as numeric.
   One rating rule, shared by invoice lines and the tenant overview, identical to
   billing.rating (Python) and to the rule at the top of billing/catalog.yaml:
 
@@ -15,7 +16,7 @@
 
   Arguments are SQL expressions. Written as a scalar subquery, so it works in any select.
 -#}
-{% macro rated_amount(plan_id, meter, quantity) -%}
+{% macro rated_amount(plan_id, meter, quantity, plan_version) -%}
 coalesce((
     select sum(
         case pm.pricing_model
@@ -46,6 +47,7 @@ coalesce((
     inner join (
         select
             plan_id,
+            plan_version,
             meter,
             up_to,
             unit_price,
@@ -53,9 +55,10 @@ coalesce((
             coalesce(lag(up_to) over tier_order, 0) as lower_bound,
             row_number() over tier_order = 1 as is_first_tier
         from {{ ref('stg_meterline__price_tiers') }}
-        window tier_order as (partition by plan_id, meter order by tier_index)
+        window tier_order as (partition by plan_id, plan_version, meter order by tier_index)
     ) as t
-        on t.plan_id = pm.plan_id and t.meter = pm.meter
-    where pm.plan_id = ({{ plan_id }}) and pm.meter = ({{ meter }})
+        on t.plan_id = pm.plan_id and t.plan_version = pm.plan_version and t.meter = pm.meter
+    where pm.plan_id = ({{ plan_id }}) and pm.plan_version = ({{ plan_version }})
+        and pm.meter = ({{ meter }})
 ), 0)
 {%- endmacro %}

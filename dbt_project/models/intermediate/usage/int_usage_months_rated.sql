@@ -15,18 +15,20 @@ rated as (
         usage.month,
         usage.meter,
         tenant_months.plan_id,
+        tenant_months.plan_version,
         tenant_months.currency,
         tenant_months.minor_unit,
         usage.quantity,
         coalesce(plan_meters.pricing_model, 'none') as pricing_model,
         coalesce(plan_meters.included_quantity, 0) as included_quantity,
         trim_scale(greatest(0, usage.quantity - coalesce(plan_meters.included_quantity, 0))) as billable_quantity,
-        trim_scale({{ rated_amount('tenant_months.plan_id', 'usage.meter', 'usage.quantity') }}) as amount_exact
+        trim_scale({{ rated_amount('tenant_months.plan_id', 'usage.meter', 'usage.quantity', 'tenant_months.plan_version') }}) as amount_exact
     from usage
     left join tenant_months
         on tenant_months.tenant_id = usage.tenant_id and tenant_months.month = usage.month
     left join plan_meters
         on plan_meters.plan_id = tenant_months.plan_id and plan_meters.meter = usage.meter
+        and plan_meters.plan_version = tenant_months.plan_version
 ),
 
 final as (
