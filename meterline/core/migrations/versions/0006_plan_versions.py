@@ -98,6 +98,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Back to one row per plan, refused while a plan has several versions. dbt's staging
+    views over these tables are dropped with them (CASCADE); the next dbt run rebuilds them."""
     op.execute(
         """
         do $$ begin
@@ -106,7 +108,7 @@ def downgrade() -> None:
                     'several versions (meterline.plans.plan_version > 1)';
             end if;
         end $$;
-        drop view meterline.plan_in_force;
+        drop view meterline.plan_in_force cascade;
         create view meterline.plan_in_force as
         select
             s.subscription_id,
@@ -124,10 +126,10 @@ def downgrade() -> None:
         drop trigger price_tiers_immutable on meterline.price_tiers;
         drop function meterline.refuse_plan_version_change();
 
-        alter table meterline.subscriptions drop column plan_version;
-        alter table meterline.price_tiers drop column plan_version;
-        alter table meterline.plan_meters drop column plan_version;
-        alter table meterline.plans drop column plan_version;
+        alter table meterline.subscriptions drop column plan_version cascade;
+        alter table meterline.price_tiers drop column plan_version cascade;
+        alter table meterline.plan_meters drop column plan_version cascade;
+        alter table meterline.plans drop column plan_version cascade;
         alter table meterline.plans add primary key (plan_id);
         alter table meterline.plan_meters
             add primary key (plan_id, meter),
