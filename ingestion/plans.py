@@ -5,11 +5,12 @@
 plan *history* from a recent instant on (``load_plan_history``: every term of the view
 ``meterline.plan_in_force`` since ``covers``), so the script judges each event against the
 plan in force at the event's own timestamp; an event older than ``covers`` makes the script
-answer ``STALE`` and the recorder reloads the cache from that event's time.
+answer ``STALE`` and the recorder reloads the cache from that event's time. Limits are those of
+the plan version each term pays (``plan_version``).
 
 The cache expires after ``PLAN_CACHE_TTL`` seconds as a safety net; a plan change
-(``meterline tenants set-plan``), a cancellation or a catalog load calls
-:func:`invalidate_plan_cache`, so the change takes effect with the very next batch.
+(``meterline tenants set-plan``, ``meterline plans migrate``), a cancellation or a catalog load
+calls :func:`invalidate_plan_cache`, so the change takes effect with the very next batch.
 """
 
 from __future__ import annotations
