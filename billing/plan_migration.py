@@ -79,6 +79,7 @@ def migrate_plan(
             ),
             {"p": plan_id, "v": to_version, "only": None if tenants is None else list(tenants)},
         ).all()
+        _require_same_currency(plan_id, {t.plan_version for t in terms}, to_version, versions)
         late = [t.tenant_id for t in terms if t.effective_from >= since]
         if late:
             raise PlanMigrationError(
@@ -95,6 +96,19 @@ def migrate_plan(
             for term in terms:
                 _move(conn, term, plan_id, to_version, since)
     return result
+
+
+def _require_same_currency(
+    plan_id: str, from_versions: set[int], to_version: int, versions: dict[tuple[str, int], Plan]
+) -> None:
+    target = versions[(plan_id, to_version)].currency
+    for version in sorted(from_versions):
+        if versions[(plan_id, version)].currency != target:
+            raise PlanMigrationError(
+                f"--to-version {to_version} prices plan {plan_id!r} in {target}, version "
+                f"{version} in {versions[(plan_id, version)].currency}: a tenant keeps its "
+                "currency; put the new prices in a plan of their own and use `tenants set-plan`"
+            )
 
 
 def _move(conn: Connection, term, plan_id: str, to_version: int, since: datetime) -> None:

@@ -129,3 +129,17 @@ def test_plans_migrate_to_a_version_that_does_not_exist_names_the_versions_there
     )
     assert result.exit_code != 0
     assert "--to-version 3: plan 'payg' has versions 1" in str(result.exception)
+
+
+def test_plans_migrate_refuses_a_version_priced_in_another_currency(db, tmp_path):
+    create_tenant(db, "acme", "payg", at=datetime(2026, 8, 1, tzinfo=UTC))
+    source = CATALOG.read_text().replace("  payg:\n", "  payg:\n    currency: EUR\n", 1)
+    (tmp_path / "eur.yaml").write_text(source)
+    assert "payg: currency 'USD' -> 'EUR'" in cli("catalog", "load", str(tmp_path / "eur.yaml"))
+    result = CliRunner().invoke(
+        app, ["plans", "migrate", "payg", "--to-version", "2", "--at", "2026-09-01"]
+    )
+    assert result.exit_code != 0
+    assert "prices plan 'payg' in EUR, version 1 in USD" in str(result.exception)
+    with db.connect() as conn:
+        assert plan_in_force(conn, "acme", datetime(2026, 9, 2, tzinfo=UTC)) == ("payg", 1)
