@@ -79,6 +79,12 @@ def migrate_plan(
             ),
             {"p": plan_id, "v": to_version, "only": None if tenants is None else list(tenants)},
         ).all()
+        missing = sorted(set(tenants or ()) - {t.tenant_id for t in terms})
+        if missing:
+            raise PlanMigrationError(
+                f"--tenant {', '.join(missing)}: not subscribed to plan {plan_id!r} on a version "
+                f"other than {to_version} (see `meterline tenants list`)"
+            )
         _require_same_currency(plan_id, {t.plan_version for t in terms}, to_version, versions)
         late = [t.tenant_id for t in terms if t.effective_from >= since]
         if late:

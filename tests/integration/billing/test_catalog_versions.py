@@ -118,6 +118,14 @@ def test_plans_migrate_dry_run_shows_the_money_effect_then_migration_moves_tenan
             assert before == ("payg", 1)
             assert plan_in_force(conn, tenant, datetime(2026, 9, 16, 12, tzinfo=UTC)) == ("payg", 2)
         assert plan_in_force(conn, "solo", datetime(2026, 9, 30, tzinfo=UTC)) == ("starter", 1)
+    result = CliRunner().invoke(
+        app,
+        ["plans", "migrate", "payg", "--to-version", "2", "--at", "2026-10-01", "--tenant", "solo"],
+    )
+    assert result.exit_code != 0
+    assert "--tenant solo: not subscribed to plan 'payg' on a version other than 2" in str(
+        result.exception
+    )
     assert "0 tenant(s) moved" in cli(
         "plans", "migrate", "payg", "--to-version", "2", "--at", "2026-10-01"
     )
