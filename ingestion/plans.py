@@ -111,8 +111,9 @@ select t.tenant_id, t.status, pf.plan_id, p.upgrade_to,
 from meterline.tenants t
 left join meterline.plan_in_force pf
   on pf.tenant_id = t.tenant_id and pf.in_force && tstzrange(cast(:covers as timestamptz), null)
-left join meterline.plans p on p.plan_id = pf.plan_id
-left join meterline.plan_meters pm on pm.plan_id = pf.plan_id
+left join meterline.plans p on p.plan_id = pf.plan_id and p.plan_version = pf.plan_version
+left join meterline.plan_meters pm
+  on pm.plan_id = pf.plan_id and pm.plan_version = pf.plan_version
 where t.tenant_id = any(:ids)
 order by t.tenant_id, pf.effective_from, pm.meter
 """

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import exc, text
 from typer.testing import CliRunner
 
-from ingestion.plans import load_plans
+from ingestion.plans import load_plan_history, load_plans
 from meterline.cli.app import app
 from meterline.core.tenants import PlanInForce, create_tenant, plan_in_force, set_plan
 
@@ -92,6 +92,10 @@ def test_new_subscriptions_take_the_latest_version_and_old_ones_keep_their_price
     limits = load_plans(db, at=at)  # quotas read the limits of the version paid
     assert limits["old"].meters["api_calls"].limit == Decimal(50000)
     assert limits["new"].meters["api_calls"].limit == Decimal(60000)
+    # the plan history the record script enforces carries the limits of the version paid
+    history = load_plan_history(db, ["old", "new"], covers=at)
+    assert history["old"].terms[-1].limits["api_calls"] == (Decimal(50000), True)
+    assert history["new"].terms[-1].limits["api_calls"] == (Decimal(60000), True)
 
 
 def test_plans_migrate_dry_run_shows_the_money_effect_then_migration_moves_tenants_at_the_instant(
