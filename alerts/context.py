@@ -35,13 +35,15 @@ select t.tenant_id, m.meter, t.name, t.email, p.plan_id, p.name as plan_name, p.
 from meterline.tenants t
 cross join meterline.meters m
 left join lateral (
-    select f.plan_id from meterline.plan_in_force f
+    select f.plan_id, f.plan_version from meterline.plan_in_force f
     where f.tenant_id = t.tenant_id and f.in_force @> cast(:at as timestamptz)
 ) cur on true
-left join meterline.plans p on p.plan_id = cur.plan_id
-left join meterline.plan_meters pm on pm.plan_id = p.plan_id and pm.meter = m.meter
-left join meterline.plans up on up.plan_id = p.upgrade_to
-left join meterline.plan_meters upm on upm.plan_id = up.plan_id and upm.meter = m.meter
+left join meterline.plans p on p.plan_id = cur.plan_id and p.plan_version = cur.plan_version
+left join meterline.plan_meters pm
+  on pm.plan_id = p.plan_id and pm.plan_version = p.plan_version and pm.meter = m.meter
+left join meterline.plan_latest up on up.plan_id = p.upgrade_to
+left join meterline.plan_meters upm
+  on upm.plan_id = up.plan_id and upm.plan_version = up.plan_version and upm.meter = m.meter
 where t.tenant_id = :tenant and m.meter = :meter
 """
 

@@ -22,7 +22,8 @@ _LIMITS_SQL = """
 select f.tenant_id, pm.meter, pm.limit_quantity, m.aggregation, m.unique_dimension
 from meterline.plan_in_force f
 join meterline.tenants t on t.tenant_id = f.tenant_id and t.status = 'active'
-join meterline.plan_meters pm on pm.plan_id = f.plan_id and pm.limit_quantity is not null
+join meterline.plan_meters pm on pm.plan_id = f.plan_id and pm.plan_version = f.plan_version
+ and pm.limit_quantity is not null
 join meterline.meters m on m.meter = pm.meter
 where f.in_force @> cast(:now as timestamptz)
 order by f.tenant_id, pm.meter

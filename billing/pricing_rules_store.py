@@ -1,122 +1,43 @@
-"""Write the catalog's pricing rules (migration ``0007_pricing_rules``) next to the rows
-``billing.catalog_store.save_catalog`` wrote: spend floors/caps per meter and per plan, flat fees
-from zero, block rounding and tier block sizes. Call it right after ``save_catalog``; until the
-two are merged into one transaction, a missing rule only means the default (today's rating)."""
+"""The catalog's pricing rules (migration ``0007_pricing_rules``) as columns of a plan version:
+spend floors/caps per meter and per plan, flat fees from zero, block rounding, prorating,
+percentage pricing and tier block sizes.
+
+The rules are part of a plan version (migration ``0006_plan_versions``): a change of any rule
+writes a new version (``billing.catalog_diff``) and ``billing.catalog_store`` inserts the rules
+with the version's rows, in the same transaction; a stored version is never updated."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from typing import Any
 
-from billing.catalog import Catalog
-
-
-def save_pricing_rules(engine: Engine, catalog: Catalog) -> None:
-    """Set the pricing-rule columns of every plan, plan meter and tier of ``catalog``."""
-    plans, meters, tiers = [], [], []
-    for plan in catalog.plans.values():
-        plans.append({"p": plan.plan_id, "lo": plan.minimum_commitment, "hi": plan.maximum_spend})
-        for pm in plan.meters.values():
-            meters.append(
-                {
-                    "p": plan.plan_id,
-                    "m": pm.meter,
-                    "lo": pm.min_amount,
-                    "hi": pm.max_amount,
-                    "z": pm.flat_fee_from_zero,
-                    "r": pm.rounding,
-                    "pr": pm.prorate,
-                    "rate": pm.rate,
-                    "fee": pm.fixed_fee,
-                    "free": pm.free_events,
-                    "emin": pm.per_event_min,
-                    "emax": pm.per_event_max,
-                }
-            )
-            tiers += [
-                {"p": plan.plan_id, "m": pm.meter, "i": i, "b": tier.block_size}
-                for i, tier in enumerate(pm.tiers)
-                if tier.block_size is not None
-            ]
-    with engine.begin() as conn:
-        if plans:
-            conn.execute(
-                text(
-                    "update meterline.plans set minimum_commitment = :lo, maximum_spend = :hi"
-                    " where plan_id = :p"
-                ),
-                plans,
-            )
-        if meters:
-            conn.execute(
-                text(
-                    "update meterline.plan_meters set min_amount = :lo, max_amount = :hi,"
-                    " flat_fee_from_zero = :z, rounding = :r, prorate = :pr, percentage_rate = :rate,"
-                    " fixed_fee = :fee, free_events = :free, per_event_min = :emin,"
-                    " per_event_max = :emax"
-                    " where plan_id = :p and meter = :m"
-                ),
-                meters,
-            )
-        if tiers:
-            conn.execute(
-                text(
-                    "update meterline.price_tiers set block_size = :b"
-                    " where plan_id = :p and meter = :m and tier_index = :i"
-                ),
-                tiers,
-            )
+# column of meterline.<table> -> attribute of billing.catalog.<class>
+PLAN_RULES = {"minimum_commitment": "minimum_commitment", "maximum_spend": "maximum_spend"}
+METER_RULES = {
+    "min_amount": "min_amount",
+    "max_amount": "max_amount",
+    "flat_fee_from_zero": "flat_fee_from_zero",
+    "rounding": "rounding",
+    "prorate": "prorate",
+    "percentage_rate": "rate",
+    "fixed_fee": "fixed_fee",
+    "free_events": "free_events",
+    "per_event_min": "per_event_min",
+    "per_event_max": "per_event_max",
+}
+TIER_RULES = {"block_size": "block_size"}
 
 
-def with_pricing_rules(engine: Engine, catalog: Catalog) -> Catalog:
-    """``catalog`` (as ``read_catalog`` gives it) with the pricing-rule columns read back."""
-    from dataclasses import replace
-    from decimal import Decimal
+def rule_columns(rules: dict[str, str]) -> tuple[str, str]:
+    """``(", col_a, col_b", ", :col_a, :col_b")``: the rule columns of an INSERT and their
+    bind parameters (the names are the constants above, never input)."""
+    return "".join(f", {c}" for c in rules), "".join(f", :{c}" for c in rules)
 
-    with engine.connect() as conn:
-        limits = {
-            r.plan_id: r
-            for r in conn.execute(
-                text("select plan_id, minimum_commitment, maximum_spend from meterline.plans")
-            )
-        }
-        rules = {
-            (r.plan_id, r.meter): r
-            for r in conn.execute(text("select * from meterline.plan_meters"))
-        }
-        blocks = {
-            (r.plan_id, r.meter, r.tier_index): r.block_size
-            for r in conn.execute(
-                text("select * from meterline.price_tiers where block_size is not null")
-            )
-        }
-    plans = {}
-    for plan_id, plan in catalog.plans.items():
-        meters = {}
-        for name, pm in plan.meters.items():
-            r = rules.get((plan_id, name))
-            tiers = tuple(
-                replace(tier, block_size=blocks.get((plan_id, name, i)))
-                for i, tier in enumerate(pm.tiers)
-            )
-            meters[name] = replace(
-                pm,
-                tiers=tiers,
-                min_amount=r.min_amount,
-                max_amount=r.max_amount,
-                flat_fee_from_zero=r.flat_fee_from_zero,
-                rounding=r.rounding,
-                prorate=r.prorate,
-                rate=r.percentage_rate,
-                fixed_fee=Decimal(r.fixed_fee),
-                free_events=r.free_events,
-                per_event_min=r.per_event_min,
-                per_event_max=r.per_event_max,
-            ) if r is not None else pm  # fmt: skip
-        limit = limits.get(plan_id)
-        plans[plan_id] = replace(
-            plan,
-            meters=meters,
-            minimum_commitment=limit.minimum_commitment if limit else None,
-            maximum_spend=limit.maximum_spend if limit else None,
-        )
-    return replace(catalog, plans=plans)
+
+def rule_values(item: Any, rules: dict[str, str]) -> dict[str, Any]:
+    """The bind parameters of ``item``'s rules (a Plan, PlanMeter or Tier)."""
+    return {column: getattr(item, attribute) for column, attribute in rules.items()}
+
+
+def rules_of_row(row: Any, rules: dict[str, str]) -> dict[str, Any]:
+    """Keyword arguments of a Plan, PlanMeter or Tier: the rules read back from ``row``."""
+    return {attribute: getattr(row, column) for column, attribute in rules.items()}

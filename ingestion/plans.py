@@ -5,11 +5,12 @@
 plan *history* from a recent instant on (``load_plan_history``: every term of the view
 ``meterline.plan_in_force`` since ``covers``), so the script judges each event against the
 plan in force at the event's own timestamp; an event older than ``covers`` makes the script
-answer ``STALE`` and the recorder reloads the cache from that event's time.
+answer ``STALE`` and the recorder reloads the cache from that event's time. Limits are those of
+the plan version each term pays (``plan_version``).
 
 The cache expires after ``PLAN_CACHE_TTL`` seconds as a safety net; a plan change
-(``meterline tenants set-plan``), a cancellation or a catalog load calls
-:func:`invalidate_plan_cache`, so the change takes effect with the very next batch.
+(``meterline tenants set-plan``, ``meterline plans migrate``), a cancellation or a catalog load
+calls :func:`invalidate_plan_cache`, so the change takes effect with the very next batch.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PLAN_CACHE_TTL = 300
 
 _PLANS_SQL = """
 with current_plan as (
-    select tenant_id, plan_id from meterline.plan_in_force
+    select tenant_id, plan_id, plan_version from meterline.plan_in_force
     where in_force @> cast(:at as timestamptz)
 )
 select t.tenant_id, t.status, c.plan_id, p.upgrade_to, p.name as plan_name, p.currency,
@@ -37,9 +38,10 @@ select t.tenant_id, t.status, c.plan_id, p.upgrade_to, p.name as plan_name, p.cu
        (pm.meter is not null) as in_plan
 from meterline.tenants t
 left join current_plan c on c.tenant_id = t.tenant_id
-left join meterline.plans p on p.plan_id = c.plan_id
+left join meterline.plans p on p.plan_id = c.plan_id and p.plan_version = c.plan_version
 cross join meterline.meters m
-left join meterline.plan_meters pm on pm.plan_id = c.plan_id and pm.meter = m.meter
+left join meterline.plan_meters pm
+  on pm.plan_id = c.plan_id and pm.plan_version = c.plan_version and pm.meter = m.meter
 {where}
 order by t.tenant_id, m.meter
 """
@@ -109,8 +111,9 @@ select t.tenant_id, t.status, pf.plan_id, p.upgrade_to,
 from meterline.tenants t
 left join meterline.plan_in_force pf
   on pf.tenant_id = t.tenant_id and pf.in_force && tstzrange(cast(:covers as timestamptz), null)
-left join meterline.plans p on p.plan_id = pf.plan_id
-left join meterline.plan_meters pm on pm.plan_id = pf.plan_id
+left join meterline.plans p on p.plan_id = pf.plan_id and p.plan_version = pf.plan_version
+left join meterline.plan_meters pm
+  on pm.plan_id = pf.plan_id and pm.plan_version = pf.plan_version
 where t.tenant_id = any(:ids)
 order by t.tenant_id, pf.effective_from, pm.meter
 """

@@ -107,17 +107,24 @@ def create_app(
 
 
 def catalog_cost_estimator(engine: Engine) -> CostEstimator:
-    """Estimated cost so far per meter, rated by billing on the tenant's plan in the catalog."""
-    from billing.catalog_store import read_catalog
-    from billing.pricing_rules_store import with_pricing_rules
+    """Estimated cost so far per meter, rated by billing on the plan version the tenant pays
+    (its prices and pricing rules). Versions are immutable, so they are cached; a version
+    loaded later is read on first use."""
+    from billing.catalog_store import read_plan_versions
     from billing.rating import rate_meter
+    from meterline.core.tenants import plan_in_force
 
-    catalog = with_pricing_rules(engine, read_catalog(engine))
+    versions = read_plan_versions(engine)
 
     def estimate(tenant_id: str, rows) -> dict:
+        nonlocal versions
+        with engine.connect() as conn:
+            paid = plan_in_force(conn, tenant_id)
+        if paid is not None and paid not in versions:
+            versions = read_plan_versions(engine)
+        plan = versions.get(paid) if paid is not None else None
         costs = {}
         for row in rows:
-            plan = catalog.plans.get(row.plan_id or "")
             plan_meter = plan.meters.get(row.meter) if plan else None
             if plan_meter is not None:
                 costs[row.meter] = rate_meter(plan_meter, row.quantity)

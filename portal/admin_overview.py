@@ -60,7 +60,7 @@ def admin_overview(
         plans = [
             r[0]
             for r in conn.execute(
-                text("select plan_id from meterline.plans order by base_fee, plan_id")
+                text("select plan_id from meterline.plan_latest order by base_fee, plan_id")
             )
         ]
     live = all_live_usage(redis, engine, prefix=prefix, month=month)

@@ -28,7 +28,8 @@ def usage_trend(engine: Engine, tenant_id: str, *, days: int, today: date) -> li
             text(
                 """
                 select pm.meter from meterline.plan_in_force f
-                join meterline.plan_meters pm on pm.plan_id = f.plan_id
+                join meterline.plan_meters pm
+                  on pm.plan_id = f.plan_id and pm.plan_version = f.plan_version
                 where f.tenant_id = :t and f.in_force @> cast(:at as timestamptz)
                 """
             ),

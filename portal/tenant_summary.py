@@ -33,10 +33,11 @@ def tenant_profile(conn: Connection, tenant_id: str, at: datetime) -> dict | Non
             select t.tenant_id, t.name, t.status, t.currency, s.plan_id, p.name as plan_name
             from meterline.tenants t
             left join lateral (
-                select f.plan_id from meterline.plan_in_force f
+                select f.plan_id, f.plan_version from meterline.plan_in_force f
                 where f.tenant_id = t.tenant_id and f.in_force @> cast(:at as timestamptz)
             ) s on true
-            left join meterline.plans p on p.plan_id = s.plan_id
+            left join meterline.plans p
+              on p.plan_id = s.plan_id and p.plan_version = s.plan_version
             where t.tenant_id = :t
             """
         ),

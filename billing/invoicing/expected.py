@@ -53,7 +53,7 @@ def read_expected_lines(
     require_lines_table(conn)
     set_utc(conn)
     units = meter_units(conn)
-    plan_names = dict(conn.execute(text("select plan_id, name from meterline.plans")).all())
+    plan_names = dict(conn.execute(text("select plan_id, name from meterline.plan_latest")).all())
     rows = conn.execute(
         text(
             f"""

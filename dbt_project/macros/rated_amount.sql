@@ -1,5 +1,6 @@
 {#-
-  The exact (unrounded) charge for `quantity` of `meter` on plan `plan_id`, as numeric.
+  The exact (unrounded) charge for `quantity` of `meter` on version `plan_version` of plan
+  `plan_id` (the version the subscription pays), as numeric.
   One rating rule, shared by invoice lines and the tenant overview, identical to
   billing.rating (Python) and to the rule at the top of billing/catalog.yaml:
 
@@ -20,7 +21,7 @@
 
   Arguments are SQL expressions. Written as a scalar subquery, so it works in any select.
 -#}
-{% macro rated_amount(plan_id, meter, quantity, days_in_force='1', days_in_month='1') -%}
+{% macro rated_amount(plan_id, meter, quantity, plan_version, days_in_force='1', days_in_month='1') -%}
 {%- set prorate -%}
     (pm.prorate and ({{ days_in_force }}) < ({{ days_in_month }}))
 {%- endset -%}
@@ -49,10 +50,12 @@ coalesce((
                 case when {{ prorate }} then round(tiers.up_to {{ ratio }}, 6) else tiers.up_to end as up_to,
                 case when {{ prorate }} then round(tiers.lower_bound {{ ratio }}, 6) else tiers.lower_bound end as lower_bound
             from {{ ref('int_price_tiers_ordered') }} as tiers
-            where tiers.plan_id = pm.plan_id and tiers.meter = pm.meter
+            where tiers.plan_id = pm.plan_id and tiers.plan_version = pm.plan_version
+                and tiers.meter = pm.meter
         ) as t
     ) as x
-    where pm.plan_id = ({{ plan_id }}) and pm.meter = ({{ meter }})
+    where pm.plan_id = ({{ plan_id }}) and pm.plan_version = ({{ plan_version }})
+        and pm.meter = ({{ meter }})
 ), 0)
 {%- endmacro %}
 

@@ -82,11 +82,13 @@ def _bench_plan(engine: Engine) -> str:
         row = conn.execute(
             text(
                 """
-                select p.plan_id from meterline.plans p
+                select p.plan_id from meterline.plan_latest p
                 where not exists (select 1 from meterline.plan_meters pm
-                                  where pm.plan_id = p.plan_id and pm.hard_limit)
+                                  where pm.plan_id = p.plan_id
+                                    and pm.plan_version = p.plan_version and pm.hard_limit)
                 order by (select limit_quantity from meterline.plan_meters pm
-                          where pm.plan_id = p.plan_id and pm.meter = 'api_calls') desc nulls last
+                          where pm.plan_id = p.plan_id and pm.plan_version = p.plan_version
+                            and pm.meter = 'api_calls') desc nulls last
                 limit 1
                 """
             )

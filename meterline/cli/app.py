@@ -13,6 +13,7 @@ from rich.console import Console
 
 from meterline.cli import billing_cmd, catalog_cmd, imports_cmd, serve_cmd
 from meterline.cli.dead_letters_cmd import dead_letters_app
+from meterline.cli.plans_cmd import plans_app
 from meterline.cli.services_cmd import services_app
 from meterline.cli.tenants_cmd import tenants_app
 
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(services_app, name="services")
 app.add_typer(catalog_cmd.catalog_app, name="catalog")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(plans_app, name="plans")
 app.add_typer(imports_cmd.costs_app, name="costs")
 app.add_typer(billing_cmd.pipeline_app, name="pipeline")
 app.add_typer(dead_letters_app, name="dead-letters")

@@ -23,19 +23,30 @@ def migrate() -> None:
 def catalog_load(
     path: Path = typer.Argument(None, help="Catalog YAML (default: billing/catalog.yaml)."),
 ) -> None:
-    """Validate the catalog and load it into Postgres."""
+    """Validate the catalog and load it into Postgres: a changed plan gets a new version."""
     from billing.catalog import load_catalog
     from billing.catalog_store import save_catalog
-    from billing.pricing_rules_store import save_pricing_rules
 
     catalog = load_catalog(path)  # validate before touching any service
     rt = runtime()
-    counts = save_catalog(rt.engine, catalog)
-    save_pricing_rules(rt.engine, catalog)
+    loaded = save_catalog(rt.engine, catalog)
     refresh_plan_caches(rt)
     console.print(
-        f"catalog loaded: {counts['meters']} meters, {counts['plans']} plans, {counts['tiers']} price tiers"
+        f"catalog loaded: {loaded.meters} meters, {loaded.plans} plans, {loaded.tiers} price tiers"
     )
+    if not loaded.new_versions:
+        console.print("no plan changed: no new plan version written")
+        return
+    for change in loaded.changes:
+        console.print(f"  {change}", markup=False, highlight=False)
+    for plan_id, version in loaded.new_versions.items():
+        console.print(f"plan {plan_id}: version {version} written", markup=False, highlight=False)
+    if any(v > 1 for v in loaded.new_versions.values()):
+        console.print(
+            "subscribed tenants keep paying their version; move them with "
+            "`meterline plans migrate PLAN --to-version N --at YYYY-MM-DD`",
+            markup=False, highlight=False,
+        )  # fmt: skip
 
 
 def refresh_plan_caches(rt, tenant_id: str | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, text
 
@@ -30,6 +31,7 @@ class Tenant:
     currency: str
     status: str
     plan_id: str | None
+    plan_version: int | None
     plan_since: datetime | None
     created_at: datetime
 
@@ -42,29 +44,39 @@ def _as_instant(at: date | datetime | None) -> datetime:
     return datetime(at.year, at.month, at.day, tzinfo=UTC)
 
 
-def _require_plan(conn, plan_id: str) -> str:
+class PlanInForce(NamedTuple):
+    plan_id: str
+    plan_version: int
+
+
+def _require_plan(conn, plan_id: str) -> tuple[str, int]:
+    """The currency and latest version of ``plan_id`` (what a new subscription pays)."""
     row = conn.execute(
-        text("select currency from meterline.plans where plan_id = :p"), {"p": plan_id}
+        text("select currency, plan_version from meterline.plan_latest where plan_id = :p"),
+        {"p": plan_id},
     ).first()
     if row is None:
-        plans = [r[0] for r in conn.execute(text("select plan_id from meterline.plans order by 1"))]
+        plans = [
+            r[0] for r in conn.execute(text("select plan_id from meterline.plan_latest order by 1"))
+        ]
         hint = f"one of {', '.join(plans)}" if plans else "run `meterline catalog load` first"
         raise TenantError(f"unknown plan {plan_id!r}: use {hint}")
-    return row[0]
+    return row[0], row[1]
 
 
 def plan_in_force(
     conn: Connection, tenant_id: str, at: date | datetime | None = None
-) -> str | None:
-    """The plan of ``tenant_id`` in force at ``at`` (default: now), None when it has none
-    (not yet created, or canceled). The rule itself is the view ``meterline.plan_in_force``."""
-    return conn.execute(
+) -> PlanInForce | None:
+    """The plan and plan version ``tenant_id`` pays at ``at`` (default: now), None when it has
+    none (not yet created, or canceled). The rule itself is the view ``meterline.plan_in_force``."""
+    row = conn.execute(
         text(
-            "select plan_id from meterline.plan_in_force "
+            "select plan_id, plan_version from meterline.plan_in_force "
             "where tenant_id = :t and in_force @> cast(:at as timestamptz)"
         ),
         {"t": tenant_id, "at": _as_instant(at)},
-    ).scalar()
+    ).first()
+    return PlanInForce(row.plan_id, row.plan_version) if row else None
 
 
 def create_tenant(
@@ -86,7 +98,7 @@ def create_tenant(
         raise TenantError(f"--email {email!r} is not an email address")
     since = _as_instant(at)
     with engine.begin() as conn:
-        plan_currency = _require_plan(conn, plan_id)
+        plan_currency, version = _require_plan(conn, plan_id)
         currency = (currency or plan_currency).upper()
         if currency != plan_currency.strip():
             raise TenantError(
@@ -114,13 +126,17 @@ def create_tenant(
             raise TenantError(
                 f"tenant {tenant_id!r} already exists: use `meterline tenants set-plan` to change its plan"
             )
-        conn.execute(
-            text(
-                "insert into meterline.subscriptions (tenant_id, plan_id, effective_from) "
-                "values (:id, :plan, :at)"
-            ),
-            {"id": tenant_id, "plan": plan_id, "at": since},
-        )
+        _open_term(conn, tenant_id, plan_id, version, since)
+
+
+def _open_term(conn: Connection, tenant_id: str, plan_id: str, version: int, since) -> None:
+    conn.execute(
+        text(
+            "insert into meterline.subscriptions (tenant_id, plan_id, plan_version, effective_from) "
+            "values (:id, :plan, :v, :at)"
+        ),
+        {"id": tenant_id, "plan": plan_id, "v": version, "at": since},
+    )
 
 
 def set_plan(
@@ -129,7 +145,7 @@ def set_plan(
     """Move a tenant to ``plan_id`` from ``at``; returns the previous plan."""
     since = _as_instant(at)
     with engine.begin() as conn:
-        _require_plan(conn, plan_id)
+        _, version = _require_plan(conn, plan_id)
         current = conn.execute(
             text(
                 """
@@ -150,7 +166,10 @@ def set_plan(
         previous = current.plan_id
         if current.subscription_id is not None:
             if current.plan_id == plan_id:
-                raise TenantError(f"tenant {tenant_id!r} is already on plan {plan_id!r}")
+                raise TenantError(
+                    f"tenant {tenant_id!r} is already on plan {plan_id!r}: to move it to a newer "
+                    f"version use `meterline plans migrate {plan_id} --to-version N --at DATE`"
+                )
             if since <= current.effective_from:
                 raise TenantError(
                     f"--at {since:%Y-%m-%d} must be after the current plan's start "
@@ -162,13 +181,7 @@ def set_plan(
                 ),
                 {"at": since, "s": current.subscription_id},
             )
-        conn.execute(
-            text(
-                "insert into meterline.subscriptions (tenant_id, plan_id, effective_from) "
-                "values (:id, :plan, :at)"
-            ),
-            {"id": tenant_id, "plan": plan_id, "at": since},
-        )
+        _open_term(conn, tenant_id, plan_id, version, since)
         conn.execute(
             text(
                 "update meterline.tenants set status = 'active', canceled_at = null where tenant_id = :id"
@@ -220,7 +233,7 @@ def list_tenants(engine: Engine) -> list[Tenant]:
             text(
                 """
                 select t.tenant_id, t.name, t.email, t.currency, t.status,
-                       s.plan_id, s.effective_from as plan_since, t.created_at
+                       s.plan_id, s.plan_version, s.effective_from as plan_since, t.created_at
                 from meterline.tenants t
                 left join meterline.subscriptions s
                   on s.tenant_id = t.tenant_id and s.effective_to is null

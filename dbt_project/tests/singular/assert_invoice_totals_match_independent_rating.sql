@@ -60,6 +60,7 @@ terms as (
     select
         plan_history.tenant_id,
         plan_history.plan_id,
+        plan_history.plan_version,
         plan_history.in_force,
         months.month,
         months.month_start,
@@ -78,7 +79,7 @@ base_fees as (
                 / extract(epoch from terms.month_end - terms.month_start)::numeric
         ) as base_fee_exact
     from terms
-    inner join plans on plans.plan_id = terms.plan_id
+    inner join plans on plans.plan_id = terms.plan_id and plans.plan_version = terms.plan_version
     group by terms.tenant_id, terms.month
 ),
 
@@ -86,7 +87,8 @@ month_end_plans as (
     select distinct on (terms.tenant_id, terms.month)
         terms.tenant_id,
         terms.month,
-        terms.plan_id
+        terms.plan_id,
+        terms.plan_version
     from terms
     order by terms.tenant_id, terms.month, upper(terms.in_month) desc, lower(terms.in_force) desc
 ),
@@ -96,12 +98,15 @@ expected_invoices as (
         month_end_plans.tenant_id,
         month_end_plans.month,
         month_end_plans.plan_id,
+        month_end_plans.plan_version,
         coalesce(tenants.currency, plans.currency) as currency,
         currencies.minor_unit,
         base_fees.base_fee_exact
     from month_end_plans
     inner join base_fees using (tenant_id, month)
-    inner join plans on plans.plan_id = month_end_plans.plan_id
+    inner join plans
+        on plans.plan_id = month_end_plans.plan_id
+        and plans.plan_version = month_end_plans.plan_version
     left join tenants on tenants.tenant_id = month_end_plans.tenant_id
     left join currencies on currencies.currency = coalesce(tenants.currency, plans.currency)
 ),
@@ -192,6 +197,7 @@ billables as (
         quantities.meter,
         quantities.month,
         expected_invoices.plan_id,
+        expected_invoices.plan_version,
         expected_invoices.minor_unit,
         plan_meters.pricing_model,
         plan_meters.package_size,
@@ -199,16 +205,18 @@ billables as (
     from quantities
     inner join expected_invoices using (tenant_id, month)
     left join plan_meters
-        on plan_meters.plan_id = expected_invoices.plan_id and plan_meters.meter = quantities.meter
+        on plan_meters.plan_id = expected_invoices.plan_id
+        and plan_meters.plan_version = expected_invoices.plan_version
+        and plan_meters.meter = quantities.meter
 ),
 
 tiers as (
     select
         price_tiers.*,
         coalesce(
-            lag(up_to) over (partition by plan_id, meter order by tier_index), 0
+            lag(up_to) over (partition by plan_id, plan_version, meter order by tier_index), 0
         ) as tier_floor,
-        tier_index = min(tier_index) over (partition by plan_id, meter) as is_first
+        tier_index = min(tier_index) over (partition by plan_id, plan_version, meter) as is_first
     from price_tiers
 ),
 
@@ -225,7 +233,7 @@ graduated as (
             + case when billables.billable > tiers.tier_floor then tiers.flat_fee else 0 end
         ) as amount
     from billables
-    inner join tiers using (plan_id, meter)
+    inner join tiers using (plan_id, plan_version, meter)
     where billables.pricing_model = 'graduated'
     group by billables.tenant_id, billables.meter, billables.month
 ),
@@ -238,7 +246,7 @@ volume as (
         billables.month,
         billables.billable * tiers.unit_price + tiers.flat_fee as amount
     from billables
-    inner join tiers using (plan_id, meter)
+    inner join tiers using (plan_id, plan_version, meter)
     where billables.pricing_model = 'volume'
       and billables.billable > 0
       and (tiers.up_to is null or tiers.up_to >= billables.billable)
@@ -257,7 +265,7 @@ package_and_flat as (
             else tiers.flat_fee
         end as amount
     from billables
-    inner join tiers using (plan_id, meter)
+    inner join tiers using (plan_id, plan_version, meter)
     where billables.pricing_model in ('package', 'flat')
       and billables.billable > 0
       and tiers.is_first

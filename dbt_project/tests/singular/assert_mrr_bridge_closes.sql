@@ -2,7 +2,7 @@
 -- starting + new + expansion + contraction + churn + reactivation = ending, every month, and
 -- each month starts where the previous one ended.
 -- And, computed independently of fct_mrr and its formula: each month's ending MRR equals the
--- monthly base fees of the plans in force at the month's last instant, read straight from the
+-- monthly base fees of the plan versions in force at the month's last instant, read straight from the
 -- plan history (the view meterline.plan_in_force) and the catalog.
 with
 
@@ -30,7 +30,8 @@ in_force_at_month_end as (
             @> ((summary.month + interval '1 month')::timestamp at time zone 'UTC'
                 - interval '1 microsecond')
     left join plans
-        on plans.plan_id = subscriptions.plan_id and plans.currency = summary.currency
+        on plans.plan_id = subscriptions.plan_id and plans.plan_version = subscriptions.plan_version
+        and plans.currency = summary.currency
     left join currencies on currencies.currency = plans.currency
     group by summary.month, summary.currency
 )

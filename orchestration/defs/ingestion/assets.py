@@ -18,11 +18,11 @@ control_tables = [
     )
     for table, description in {
         "meters": "Meters of the price catalog (`meterline catalog load`).",
-        "plans": "Plans with base fee and currency (`meterline catalog load`).",
-        "plan_meters": "Per plan and meter: limit, hard/soft, pricing model (`meterline catalog load`).",
-        "price_tiers": "Price tiers per plan and meter (`meterline catalog load`).",
+        "plans": "Plan versions (immutable) with base fee and currency (`meterline catalog load`).",
+        "plan_meters": "Per plan version and meter: limit, hard/soft, pricing model (`meterline catalog load`).",
+        "price_tiers": "Price tiers per plan version and meter (`meterline catalog load`).",
         "tenants": "Tenants (`meterline tenants create|cancel`).",
-        "subscriptions": "Plan history with effective dates (`meterline tenants set-plan`).",
+        "subscriptions": "Plan history with effective dates and the plan version paid (`meterline tenants set-plan`, `meterline plans migrate`).",
     }.items()
 ]
 

@@ -21,7 +21,6 @@ from sqlalchemy import text
 from billing.catalog import Catalog, Plan, load_catalog
 from billing.catalog_store import save_catalog
 from billing.money import MINOR_UNITS, to_minor
-from billing.pricing_rules_store import save_pricing_rules
 from billing.rating import prorated, rate_meter
 from meterline.core.dbt_runner import dbt_command
 from tests.pricing_cases import (
@@ -37,7 +36,7 @@ CURRENCIES = ("USD", "EUR", "JPY", "BHD")  # case i is rated in CURRENCIES[i % 4
 RATE_ALL_CASES = """
 select c.case_id,
     {{ to_minor_units(
-        rated_amount('c.plan_id', "'api_calls'", 'c.quantity', 'c.days', 'c.days_in_month'),
+        rated_amount('c.plan_id', "'api_calls'", 'c.quantity', '1', 'c.days', 'c.days_in_month'),
         'c.minor_unit',
     ) }} as amount
 from public.rating_cases as c
@@ -65,8 +64,7 @@ def rate_in_sql(engine, database_url: str, batch: list, target: Path, query) -> 
         for i, (pm, *_) in enumerate(batch)
     }
     catalog = Catalog(currency="USD", meters=load_catalog().meters, plans=plans)
-    save_catalog(engine, catalog)
-    save_pricing_rules(engine, catalog)
+    assert set(save_catalog(engine, catalog).new_versions.values()) == {1}  # version 1 of each
     with engine.begin() as conn:
         conn.execute(
             text(

@@ -22,7 +22,6 @@ from sqlalchemy import text
 
 from billing.catalog import Catalog, Plan, PlanMeter, Tier, load_catalog
 from billing.catalog_store import save_catalog
-from billing.pricing_rules_store import save_pricing_rules
 from billing.rating import PlanSpan, rate_period
 from meterline.core.dbt_runner import dbt_build
 from tests.pricing_cases import (
@@ -68,8 +67,7 @@ def _write_cases(engine, batch) -> None:
     base = load_catalog()
     plans = {plan.plan_id: plan for plan in _plans(batch)}
     catalog = Catalog(currency="USD", meters=base.meters, plans=plans)
-    save_catalog(engine, catalog)
-    save_pricing_rules(engine, catalog)
+    save_catalog(engine, catalog)  # pricing rules included, in the same transaction
     tenants = [{"t": f"xt{i:04d}", "c": case[2], "p": f"xp{i:04d}"} for i, case in enumerate(batch)]
     events = [
         {"t": f"xt{i:04d}", "e": f"ev{i}-{k}", "v": value, "at": SEPT_15 + timedelta(seconds=k)}

@@ -438,6 +438,7 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
 
     # 1. the catalog's price no longer is the price invoiced: the check names that invoice
     with db.begin() as conn:
+        conn.execute(text("set local session_replication_role = replica"))  # versions are immutable
         conn.execute(
             text(
                 "update meterline.price_tiers set unit_price = 0.006 "
@@ -451,6 +452,7 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
     # 12 * 1028.875 - 100 included = 12246.5 calls, 0.001 more each: $12.2465 -> 1225 cents
     assert [f[4] - f[3] for f in failures] == [1225]
     with db.begin() as conn:
+        conn.execute(text("set local session_replication_role = replica"))  # versions are immutable
         conn.execute(
             text(
                 "update meterline.price_tiers set unit_price = 0.005 "

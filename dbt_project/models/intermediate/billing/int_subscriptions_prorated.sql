@@ -1,5 +1,6 @@
 {#- One row per subscription (plan period) and calendar month (UTC) it overlaps, up to the month
-    of as_of, with the share of the month spent on that plan. Base fees are prorated by exact
+    of as_of, with the share of the month spent on that plan, priced on the plan version the
+    subscription pays (never the latest catalog). Base fees are prorated by exact
     time: covered seconds / seconds in the month. An open subscription covers the rest of the
     current month (the invoice for a month assumes no further change). -#}
 
@@ -28,6 +29,7 @@ covered as (
         subscriptions.subscription_id,
         subscriptions.tenant_id,
         subscriptions.plan_id,
+        subscriptions.plan_version,
         subscriptions.effective_from,
         subscriptions.effective_to,
         months.month_start,
@@ -49,6 +51,7 @@ final as (
         covered.month_start,
         covered.month_end,
         covered.plan_id,
+        covered.plan_version,
         plans.plan_name,
         plans.base_fee,
         plans.currency,
@@ -67,7 +70,8 @@ final as (
             order by covered.effective_from desc
         ) = 1 as is_last_in_month
     from covered
-    inner join plans on plans.plan_id = covered.plan_id
+    inner join plans
+        on plans.plan_id = covered.plan_id and plans.plan_version = covered.plan_version
 )
 
 select * from final

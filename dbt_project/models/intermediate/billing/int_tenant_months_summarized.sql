@@ -28,7 +28,7 @@ by_month as (
 ),
 
 last_plan as (
-    select tenant_id, month, plan_id, plan_name, base_fee as plan_base_fee, currency as plan_currency
+    select tenant_id, month, plan_id, plan_version, plan_name, base_fee as plan_base_fee, currency as plan_currency
     from prorated
     where is_last_in_month
 ),
@@ -40,6 +40,7 @@ final as (
         by_month.month_start,
         by_month.month_end,
         last_plan.plan_id,
+        last_plan.plan_version,
         last_plan.plan_name,
         last_plan.plan_base_fee,
         by_month.base_fee_amount,

@@ -17,7 +17,9 @@ plan_meters as (select * from {{ ref('int_plan_meters_priced') }}),
 always_charged as (
     select tenant_months.tenant_id, tenant_months.month, plan_meters.meter, 0::numeric as quantity
     from tenant_months
-    inner join plan_meters on plan_meters.plan_id = tenant_months.plan_id
+    inner join plan_meters
+        on plan_meters.plan_id = tenant_months.plan_id
+        and plan_meters.plan_version = tenant_months.plan_version
     where plan_meters.pricing_model <> 'none'
         and (plan_meters.flat_fee_from_zero or coalesce(plan_meters.min_amount, 0) > 0)
 ),
@@ -73,6 +75,7 @@ percentage_charges as (
         and tenant_months.month::date = numbered_events.month
     inner join plan_meters
         on plan_meters.plan_id = tenant_months.plan_id
+        and plan_meters.plan_version = tenant_months.plan_version
         and plan_meters.meter = numbered_events.meter
         and plan_meters.pricing_model = 'percentage'
     group by numbered_events.tenant_id, numbered_events.month, numbered_events.meter
@@ -97,6 +100,7 @@ rated as (
         usage.month,
         usage.meter,
         tenant_months.plan_id,
+        tenant_months.plan_version,
         tenant_months.currency,
         tenant_months.minor_unit,
         usage.quantity,
@@ -109,7 +113,7 @@ rated as (
                 greatest(plan_meters.min_amount, coalesce(percentage_charges.events_amount, 0))
             )
             else {{ rated_amount(
-                'tenant_months.plan_id', 'usage.meter', 'usage.quantity',
+                'tenant_months.plan_id', 'usage.meter', 'usage.quantity', 'tenant_months.plan_version',
                 'coalesce(in_force.days_in_force, 1)', 'coalesce(in_force.days_in_month, 1)'
             ) }}
         end) as amount_exact
@@ -118,7 +122,9 @@ rated as (
         on tenant_months.tenant_id = usage.tenant_id and tenant_months.month = usage.month
     left join in_force on in_force.tenant_id = usage.tenant_id and in_force.month = usage.month
     left join plan_meters
-        on plan_meters.plan_id = tenant_months.plan_id and plan_meters.meter = usage.meter
+        on plan_meters.plan_id = tenant_months.plan_id
+        and plan_meters.plan_version = tenant_months.plan_version
+        and plan_meters.meter = usage.meter
     left join percentage_charges
         on percentage_charges.tenant_id = usage.tenant_id
         and percentage_charges.month = usage.month::date

@@ -76,7 +76,9 @@ limited_months as (
         {{ to_minor_units('spend_limits.maximum_spend', 'tenant_months.minor_unit') }} as cap_amount,
         tenant_months.minor_unit
     from tenant_months
-    inner join spend_limits on spend_limits.plan_id = tenant_months.plan_id
+    inner join spend_limits
+        on spend_limits.plan_id = tenant_months.plan_id
+        and spend_limits.plan_version = tenant_months.plan_version
 ),
 
 spend_limit_lines as (

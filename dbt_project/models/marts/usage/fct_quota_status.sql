@@ -15,9 +15,12 @@ planned as (
         tenant_months.tenant_id,
         plan_meters.meter,
         tenant_months.month,
-        tenant_months.plan_id
+        tenant_months.plan_id,
+        tenant_months.plan_version
     from tenant_months
-    inner join plan_meters on plan_meters.plan_id = tenant_months.plan_id
+    inner join plan_meters
+        on plan_meters.plan_id = tenant_months.plan_id
+        and plan_meters.plan_version = tenant_months.plan_version
 ),
 
 unplanned as (
@@ -25,7 +28,8 @@ unplanned as (
         usage.tenant_id,
         usage.meter,
         usage.month,
-        tenant_months.plan_id
+        tenant_months.plan_id,
+        tenant_months.plan_version
     from usage
     left join tenant_months
         on tenant_months.tenant_id = usage.tenant_id and tenant_months.month = usage.month
@@ -49,6 +53,7 @@ measured as (
         keys.meter,
         keys.month,
         keys.plan_id,
+        keys.plan_version,
         coalesce(usage.quantity, 0) as quantity,
         coalesce(usage.event_count, 0) as event_count,
         plan_meters.limit_quantity,
@@ -57,7 +62,8 @@ measured as (
     left join usage
         on usage.tenant_id = keys.tenant_id and usage.meter = keys.meter and usage.month = keys.month
     left join plan_meters
-        on plan_meters.plan_id = keys.plan_id and plan_meters.meter = keys.meter
+        on plan_meters.plan_id = keys.plan_id and plan_meters.plan_version = keys.plan_version
+        and plan_meters.meter = keys.meter
 ),
 
 final as (
@@ -66,6 +72,7 @@ final as (
         meter,
         month,
         plan_id,
+        plan_version,
         quantity,
         event_count,
         limit_quantity,

@@ -64,7 +64,8 @@ projected_usage as (
                     'rated_usage.meter',
                     "case when meters.aggregation in ('sum', 'count') and elapsed.month_share > 0
                           then rated_usage.quantity / elapsed.month_share
-                          else rated_usage.quantity end"
+                          else rated_usage.quantity end",
+                    'rated_usage.plan_version'
                 ),
                 'coalesce(rated_usage.minor_unit, 2)'
             ) }}

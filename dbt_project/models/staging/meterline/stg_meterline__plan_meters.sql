@@ -5,6 +5,7 @@ source as (select * from {{ source('meterline', 'plan_meters') }}),
 final as (
     select
         plan_id,
+        plan_version,
         meter,
         limit_quantity,
         hard_limit,

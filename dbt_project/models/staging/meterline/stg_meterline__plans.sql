@@ -5,6 +5,7 @@ source as (select * from {{ source('meterline', 'plans') }}),
 final as (
     select
         plan_id,
+        plan_version,
         name as plan_name,
         base_fee,
         trim(currency)::text as currency,

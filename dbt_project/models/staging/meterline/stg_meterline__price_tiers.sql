@@ -5,6 +5,7 @@ source as (select * from {{ source('meterline', 'price_tiers') }}),
 final as (
     select
         plan_id,
+        plan_version,
         meter,
         tier_index,
         up_to,

@@ -7,6 +7,7 @@ final as (
         subscription_id,
         tenant_id,
         plan_id,
+        plan_version,
         effective_from,
         effective_to,
         in_force

@@ -1,11 +1,14 @@
 """Pricing rules on par with peers: spend floors/caps, flat fees from zero, tier blocks, rounding.
 
 Revision ID: 0007_pricing_rules
-Revises: 0005_usage_dead_letters (the lead re-chains after plan versions)
+Revises: 0006_plan_versions
 Create Date: 2026-12-02
 
-Columns added to the existing catalog tables (written by ``billing.pricing_rules_store``, read
-by the dbt intermediate pricing models; all nullable or defaulted so today's rows rate as before):
+Columns added to the versioned catalog tables (written with a new plan version by
+``billing.catalog_store``, read by the dbt intermediate pricing models; all nullable or
+defaulted so today's rows rate as before). The rules are part of a plan version: ADD COLUMN
+does not fire the row triggers that keep a version immutable, and nothing is updated here.
+``meterline.plan_latest`` is recreated so the current catalog carries the new plan columns.
 
 - ``plan_meters.min_amount`` / ``max_amount``: floor / cap of the meter's monthly charge.
 - ``plan_meters.flat_fee_from_zero``: the first tier's flat fee is charged even at 0 billable.
@@ -20,7 +23,7 @@ by the dbt intermediate pricing models; all nullable or defaulted so today's row
 from alembic import op
 
 revision = "0007_pricing_rules"
-down_revision = "0005_usage_dead_letters"
+down_revision = "0006_plan_versions"
 branch_labels = None
 depends_on = None
 
@@ -51,30 +54,49 @@ def upgrade() -> None:
             add constraint plans_commitment_le_cap check (minimum_commitment <= maximum_spend);
         """
     )
+    _create_plan_latest()
+
+
+def _create_plan_latest() -> None:
+    """(Re)create the current catalog view: its ``*`` is expanded when it is created."""
+    op.execute(
+        """
+        create or replace view meterline.plan_latest as
+        select distinct on (plan_id) *
+        from meterline.plans
+        order by plan_id, plan_version desc;
+        comment on view meterline.plan_latest is
+            'The current catalog: the latest version of each plan (what a new subscription pays).';
+        """
+    )
 
 
 def downgrade() -> None:
+    """Drops the rule columns; dbt's staging views over these tables go with them (CASCADE,
+    as in 0006's downgrade): the next dbt run rebuilds them."""
     op.execute(
         """
+        drop view meterline.plan_latest;
         alter table meterline.plans
             drop constraint plans_commitment_le_cap,
-            drop column maximum_spend,
-            drop column minimum_commitment;
-        alter table meterline.price_tiers drop column block_size;
+            drop column maximum_spend cascade,
+            drop column minimum_commitment cascade;
+        alter table meterline.price_tiers drop column block_size cascade;
         alter table meterline.plan_meters
             drop constraint plan_meters_min_le_max,
             drop constraint plan_meters_pricing_model_check,
             add constraint plan_meters_pricing_model_check check (pricing_model in
                 ('graduated', 'volume', 'package', 'flat', 'none')),
-            drop column per_event_max,
-            drop column per_event_min,
-            drop column free_events,
-            drop column fixed_fee,
-            drop column percentage_rate,
-            drop column prorate,
-            drop column rounding,
-            drop column flat_fee_from_zero,
-            drop column max_amount,
-            drop column min_amount;
+            drop column per_event_max cascade,
+            drop column per_event_min cascade,
+            drop column free_events cascade,
+            drop column fixed_fee cascade,
+            drop column percentage_rate cascade,
+            drop column prorate cascade,
+            drop column rounding cascade,
+            drop column flat_fee_from_zero cascade,
+            drop column max_amount cascade,
+            drop column min_amount cascade;
         """
     )
+    _create_plan_latest()
