@@ -27,6 +27,17 @@ def session_subject(tenant_id: str, key_id: str | None) -> str:
     return f"{tenant_id}{KEY_MARK}{key_id}" if key_id else tenant_id
 
 
+def identify_key(keystore: KeyStore, key: str | None, request: Request):
+    """The identity of a tenant API key (``None`` for no key or an unknown or revoked one);
+    too many unknown keys from this client is a 429 (:func:`key_refused`)."""
+    if not key:
+        return None
+    try:
+        return keystore.identify(key, client=keystore.client_of(request.scope))
+    except TooManyUnknownKeys as exc:
+        raise key_refused(exc) from None
+
+
 def key_refused(exc: TooManyUnknownKeys) -> Refused:
     return Refused(429, "Authorization", str(exc))
 
@@ -56,15 +67,7 @@ class PortalAccess:
         return tenant
 
     def _bearer_tenant(self, header: str, request: Request) -> str:
-        key = bearer(header)
-        try:
-            identity = (
-                self.keystore.identify(key, client=self.keystore.client_of(request.scope))
-                if key
-                else None
-            )
-        except TooManyUnknownKeys as exc:
-            raise key_refused(exc) from None
+        identity = identify_key(self.keystore, bearer(header), request)
         if identity is None:
             raise Refused(
                 401,

@@ -16,14 +16,14 @@ from urllib.parse import parse_qs
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from ingestion.auth import KeyStore, TooManyUnknownKeys, same_secret
+from ingestion.auth import KeyStore, same_secret
 from meterline.core import clock
 from portal import signing
 from portal.access import (
     ADMIN_COOKIE,
     TENANT_COOKIE,
     admin_pages_disabled,
-    key_refused,
+    identify_key,
     session_subject,
 )
 from portal.refused import Refused
@@ -91,14 +91,7 @@ class SignIn:
         return signed_in("/dashboard", TENANT_COOKIE, token, verdict.exp, request)
 
     def tenant_key(self, request: Request, key: str) -> Response:
-        try:
-            identity = (
-                self.keystore.identify(key, client=self.keystore.client_of(request.scope))
-                if key
-                else None
-            )
-        except TooManyUnknownKeys as exc:
-            raise key_refused(exc) from None
+        identity = identify_key(self.keystore, key, request)
         if identity is None:
             raise Refused(401, "key", "unknown or revoked tenant API key")
         exp_at = self._session_end()
