@@ -4,6 +4,9 @@ Only the official SDK talks to Stripe (or to the emulator, which speaks the same
 SDK's own retries are switched off; :func:`with_retries` retries 429, 409, 5xx and network
 errors itself with exponential backoff and jitter. That is safe because every create call
 carries a deterministic idempotency key, so a retried create replays the first result.
+A 409 means another request with the same idempotency key is still running (or a lock timed
+out): Stripe's advice is to retry *later*, so it backs off longer (``conflict_delay``) than
+the other errors, long enough for the first request to finish and store its result.
 """
 
 from __future__ import annotations
@@ -43,15 +46,23 @@ def make_stripe_client(
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff: ``base_delay * 2**attempt`` (capped, with jitter), ``max_attempts`` tries."""
+    """Exponential backoff: ``base_delay * 2**attempt`` (capped, with jitter), ``max_attempts``
+    tries; after a 409 (idempotency key in use, lock timeout) ``conflict_delay * 2**attempt``
+    capped at ``max_conflict_delay``: the request holding the key has to finish first."""
 
     max_attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 8.0
     sleep: Callable[[float], None] = time.sleep
+    conflict_delay: float = 2.0
+    max_conflict_delay: float = 30.0
 
-    def delay(self, attempt: int) -> float:
-        delay = min(self.max_delay, self.base_delay * (2**attempt))
+    def delay(self, attempt: int, status: int | None = None) -> float:
+        """Seconds to wait before retry ``attempt + 1`` after an answer of ``status``."""
+        if status == 409:
+            delay = min(self.max_conflict_delay, self.conflict_delay * (2**attempt))
+        else:
+            delay = min(self.max_delay, self.base_delay * (2**attempt))
         return delay * (0.5 + random.random() / 2)
 
 
@@ -88,7 +99,7 @@ def with_retries(policy: RetryPolicy, what: str, call: Callable[[], T]) -> T:
             attempt += 1
             if not is_retryable(exc) or attempt >= policy.max_attempts:
                 raise
-            delay = policy.delay(attempt - 1)
+            delay = policy.delay(attempt - 1, exc.http_status)
             log.warning(
                 "stripe %s failed (%s %s), retry %d/%d in %.2fs",
                 what,

@@ -5,6 +5,15 @@ account, so the installation id keeps installs sharing an account apart), and ev
 carries ``metadata.meterline_install``. Lookups only adopt this installation's objects (or
 hand-made ones without an installation id, see ``billing.stripe_client.of_install``). Every
 call goes through ``with_retries`` (429/409/5xx/network, exponential backoff).
+
+Find-before-create reads lists, never search alone: Stripe serves lists from its primary store
+(read-after-write) while its search index is eventually consistent (new objects appear within
+about a minute, up to an hour during incidents, and search is unavailable in some regions). A
+customer is found by the recorded ``stripe_customer_id`` (the caller's), else in the account's
+customer list filtered on metadata here (``customers.list`` filters only by email, which is not
+unique); an invoice in its customer's invoice list since the month began. Search then runs as
+a cross-check only: when it disagrees with the list, a warning is logged and the list wins.
+The idempotency keys stay the guard against duplicates either way.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ class StripeSync:
         self.days_until_due = days_until_due
         start, end = month_bounds(period)
         self.period_start, self.period_end = int(start.timestamp()), int(end.timestamp())
+        self._customer_index: dict[str, list[Any]] | None = None  # tenant -> customers
 
     def call(self, what: str, fn, *args, **kwargs):
         key = (kwargs.get("options") or {}).get("idempotency_key")
@@ -89,16 +99,18 @@ class StripeSync:
 
     # customers ---------------------------------------------------------------------------
     def find_or_create_customer(self, tenant_id: str, name: str, email: str | None) -> str:
-        """The tenant's Stripe customer id: found by metadata search, else created."""
-        found = self.call(
-            "customer search",
-            self.client.v1.customers.search,
-            params={"query": f"metadata['meterline_tenant_id']:'{tenant_id}'", "limit": 100},
-        )
+        """The tenant's Stripe customer id: found in the customer list, else created."""
         # Our own first, then one made by hand (no installation id), oldest first.
         matches = sorted(
-            (c for c in found.auto_paging_iter() if self.ours(c, tenant_id)),
+            self._customers_of(tenant_id),
             key=lambda c: (metadata_of(c).get("meterline_install") != self.install, c.created),
+        )
+        self.cross_check(
+            "customer",
+            self.client.v1.customers.search,
+            f"metadata['meterline_tenant_id']:'{tenant_id}'",
+            tenant_id,
+            {c.id for c in matches},
         )
         if matches:
             return matches[0].id
@@ -114,7 +126,40 @@ class StripeSync:
             params=params,
             options={"idempotency_key": self.key(tenant_id, "customer")},
         )
+        if self._customer_index is not None:
+            self._customer_index.setdefault(tenant_id, []).append(customer)
         return customer.id
+
+    def _customers_of(self, tenant_id: str) -> list[Any]:
+        """This tenant's customers (ours or hand-made), from one listing of the account's
+        customers per run (only tenants without a recorded customer id need it)."""
+        if self._customer_index is None:
+            page = self.call("customer list", self.client.v1.customers.list, params={"limit": 100})
+            self._customer_index = {}
+            for customer in page.auto_paging_iter():
+                tenant = metadata_of(customer).get("meterline_tenant_id")
+                if tenant and of_install(customer, self.install):
+                    self._customer_index.setdefault(tenant, []).append(customer)
+        return list(self._customer_index.get(tenant_id, []))
+
+    def cross_check(self, kind: str, search, query: str, tenant_id: str, listed: set[str]) -> None:
+        """Search as a cross-check of a list: a warning when they disagree (search lags, is
+        down, or is unavailable in the account's region); never changes what was found."""
+        try:
+            page = self.call(f"{kind} search", search, params={"query": query, "limit": 100})
+            searched = {o.id for o in page.auto_paging_iter() if self.ours(o, tenant_id)}
+        except stripe.StripeError as exc:
+            log.warning(
+                "stripe %s search failed (%s %s); using the list, which is authoritative",
+                kind, exc.http_status or "network", type(exc).__name__,
+            )  # fmt: skip
+            return
+        if searched != listed:
+            log.warning(
+                "stripe %s search disagrees with the list for tenant %s (only listed: %s; only "
+                "searched: %s): search is eventually consistent, the list is used",
+                kind, tenant_id, sorted(listed - searched) or "-", sorted(searched - listed) or "-",
+            )  # fmt: skip
 
     # invoices ----------------------------------------------------------------------------
     def retrieve_invoice(self, invoice_id: str):
@@ -129,16 +174,24 @@ class StripeSync:
                 if exc.http_status != 404:
                     raise
                 log.warning("recorded invoice %s of %s is gone from Stripe", recorded_id, tenant_id)
+        # The month's invoice is created after the month began: list from there.
         page = self.call(
             "invoice list",
             self.client.v1.invoices.list,
-            params={"customer": customer_id, "limit": 100},
+            params={"customer": customer_id, "created": {"gte": self.period_start}, "limit": 100},
         )
         candidates = [
             inv
             for inv in page.auto_paging_iter()
             if metadata_of(inv).get("meterline_period") == self.tag and self.ours(inv, tenant_id)
         ]
+        self.cross_check(
+            "invoice",
+            self.client.v1.invoices.search,
+            f"customer:'{customer_id}' AND metadata['meterline_period']:'{self.tag}'",
+            tenant_id,
+            {inv.id for inv in candidates},
+        )
         if not candidates:
             return None
         live = [i for i in candidates if i.status != "void"] or candidates
