@@ -1,4 +1,4 @@
-"""Customers: create, update, list (retrieve is ``EmulatorState.customer``)."""
+"""Customers: create, retrieve, update, delete, list."""
 
 from __future__ import annotations
 
@@ -59,3 +59,23 @@ def list_customers(state: EmulatorState, params: dict[str, Any]) -> list[dict[st
     if params.get("email"):
         customers = [c for c in customers if c.get("email") == params["email"]]
     return customers[::-1]
+
+
+def retrieve_customer(state: EmulatorState, customer_id: str) -> dict[str, Any]:
+    """The customer; a deleted one is answered as Stripe does, ``{"deleted": true}``."""
+    if customer_id in state.data["deleted_customers"]:
+        return deleted(customer_id)
+    return state.customer(customer_id)
+
+
+def delete_customer(state: EmulatorState, customer_id: str) -> dict[str, Any]:
+    """Permanently delete the customer (its invoices stay, as in Stripe); a second delete is
+    a 404."""
+    state.customer(customer_id)
+    del state.data["customers"][customer_id]
+    state.data["deleted_customers"][customer_id] = int(clock.timestamp())
+    return deleted(customer_id)
+
+
+def deleted(customer_id: str) -> dict[str, Any]:
+    return {"id": customer_id, "object": "customer", "deleted": True}

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from billing.stripe_emulator import customers, invoice_items, invoice_lifecycle, invoices
+from billing.stripe_emulator import account, customers, invoice_items, invoice_lifecycle, invoices
 from billing.stripe_emulator.listing import paginate, same, search, search_page
 from billing.stripe_emulator.state import EmulatorState
 
@@ -29,7 +29,10 @@ def _routes() -> list[tuple[str, re.Pattern, str, Handler]]:
          lambda s, m, p: search_page(search(s, "customers", p.get("query", "")), p, "/v1/customers/search", same)),
         ("GET", r"/v1/customers", "CustomerListParams",
          lambda s, m, p: paginate(customers.list_customers(s, p), p, "/v1/customers", same)),
-        ("GET", r"/v1/customers/(?P<id>[^/]+)", "CustomerRetrieveParams", lambda s, m, p: s.customer(m["id"])),
+        ("GET", r"/v1/customers/(?P<id>[^/]+)", "CustomerRetrieveParams",
+         lambda s, m, p: customers.retrieve_customer(s, m["id"])),
+        ("DELETE", r"/v1/customers/(?P<id>[^/]+)", "CustomerDeleteParams",
+         lambda s, m, p: customers.delete_customer(s, m["id"])),
         ("POST", r"/v1/customers/(?P<id>[^/]+)", "CustomerUpdateParams",
          lambda s, m, p: customers.update_customer(s, m["id"], p)),
         ("POST", r"/v1/invoiceitems", "InvoiceItemCreateParams",
@@ -64,6 +67,13 @@ def _routes() -> list[tuple[str, re.Pattern, str, Handler]]:
          lambda s, m, p: inv(s, invoice_lifecycle.mark_uncollectible(s, m["id"]))),
         ("POST", r"/v1/invoices/(?P<id>[^/]+)/pay", "InvoicePayParams",
          lambda s, m, p: inv(s, invoice_lifecycle.pay(s, m["id"], p))),
+        ("GET", r"/v1/account", "AccountRetrieveCurrentParams", lambda s, m, p: account.current_account(s)),
+        ("POST", r"/v1/webhook_endpoints", "WebhookEndpointCreateParams",
+         lambda s, m, p: account.create_webhook_endpoint(s, p)),
+        ("GET", r"/v1/webhook_endpoints", "WebhookEndpointListParams",
+         lambda s, m, p: paginate(account.list_webhook_endpoints(s, p), p, "/v1/webhook_endpoints", same)),
+        ("DELETE", r"/v1/webhook_endpoints/(?P<id>[^/]+)", "WebhookEndpointDeleteParams",
+         lambda s, m, p: account.delete_webhook_endpoint(s, m["id"])),
     ]  # fmt: skip
     return [(method, re.compile(pattern), cls, fn) for method, pattern, cls, fn in table]
 

@@ -50,11 +50,13 @@ class EmulatorState:
     def _empty() -> dict[str, Any]:
         return {
             "customers": {},
+            "deleted_customers": {},  # id -> when: retrieve answers {"deleted": true}
             "invoices": {},
             "invoiceitems": {},
             "idempotency": {},
             "invoice_numbers": {},
             "balance_transactions": {},
+            "webhook_endpoints": {},
             "config": dict(DEFAULT_CONFIG),
         }
 

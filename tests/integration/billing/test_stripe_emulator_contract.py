@@ -10,8 +10,9 @@ SDK's params class of the call the route emulates. See ``stripe_contract`` for t
 The calls: those in ``billing/invoicing/stripe_sync.py`` and
 ``billing/reconciliation/stripe_invoices.py`` (customers search/create, invoices
 list/retrieve/search/create/finalize, invoice items list/create/delete, invoice lines list),
-plus the rest the emulator serves (customer retrieve/list/update, invoice update/void/pay/
-mark_uncollectible/delete, invoice item retrieve).
+plus the rest the emulator serves (customer retrieve/list/update/delete, invoice update/void/
+pay/mark_uncollectible/delete, invoice item retrieve) and what ``meterline stripe check`` reads
+(the account, webhook endpoints create/list/delete).
 """
 
 import inspect
@@ -133,6 +134,30 @@ def _every_call(emulator) -> dict[str, tuple[Any, Any]]:
         )
     gone = ok(emulator, "POST", "/v1/invoices", draft)
     seen["invoice delete"] = ok(emulator, "DELETE", f"/v1/invoices/{gone['id']}"), stripe.Invoice
+    leaving = ok(emulator, "POST", "/v1/customers", {"name": "Leaving"})
+    seen["customer delete"] = (
+        ok(emulator, "DELETE", f"/v1/customers/{leaving['id']}"),
+        stripe.Customer,
+    )
+    seen["customer retrieve (deleted)"] = (
+        ok(emulator, "GET", f"/v1/customers/{leaving['id']}"),
+        stripe.Customer,
+    )
+    seen["account retrieve"] = ok(emulator, "GET", "/v1/account"), stripe.Account
+    hook = {
+        "url": "https://billing.example.test/v1/stripe/webhook",
+        "enabled_events[0]": "invoice.paid",
+    }
+    endpoint = ok(emulator, "POST", "/v1/webhook_endpoints", hook)
+    seen["webhook endpoint create"] = endpoint, stripe.WebhookEndpoint
+    seen["webhook endpoint list"] = (
+        ok(emulator, "GET", "/v1/webhook_endpoints"),
+        ("list", stripe.WebhookEndpoint),
+    )
+    seen["webhook endpoint delete"] = (
+        ok(emulator, "DELETE", f"/v1/webhook_endpoints/{endpoint['id']}"),
+        stripe.WebhookEndpoint,
+    )
     return seen
 
 
@@ -160,6 +185,11 @@ def test_every_response_meterline_reads_fits_the_sdks_contract(emulator, client)
     assert "total_count" not in seen["invoice finalize"][0]["lines"]
     finalized = seen["invoice finalize"][0]
     assert finalized["due_date"] == finalized["status_transitions"]["finalized_at"] + 14 * 86400
+    assert seen["customer retrieve (deleted)"][0] == seen["customer delete"][0]
+    assert seen["customer delete"][0]["deleted"] is True
+    assert seen["webhook endpoint create"][0]["secret"].startswith("whsec_")
+    assert "secret" not in seen["webhook endpoint list"][0]["data"][0]  # shown on create only
+    assert seen["account retrieve"][0]["id"].startswith("acct_")
 
 
 def test_contract_check_names_a_required_field_the_emulator_drops(emulator, client, monkeypatch):
@@ -191,15 +221,18 @@ def test_contract_check_names_a_required_field_the_emulator_drops(emulator, clie
 def _sdk_calls() -> dict[tuple[str, str], str]:
     """(HTTP method, path with ``{}`` for ids) -> the params class the SDK sends for it."""
     from stripe import (
+        _account_service,
         _customer_service,
         _invoice_item_service,
         _invoice_line_item_service,
         _invoice_service,
+        _webhook_endpoint_service,
     )
 
     calls = {}
     for module in (_customer_service, _invoice_service, _invoice_item_service,
-                   _invoice_line_item_service):  # fmt: skip
+                   _invoice_line_item_service, _account_service,
+                   _webhook_endpoint_service):  # fmt: skip
         for _, cls in inspect.getmembers(module, inspect.isclass):
             for name, fn in inspect.getmembers(cls, inspect.isfunction):
                 source = inspect.getsource(fn)
