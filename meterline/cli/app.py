@@ -15,6 +15,7 @@ from meterline.cli import billing_cmd, catalog_cmd, imports_cmd, serve_cmd
 from meterline.cli.dead_letters_cmd import dead_letters_app
 from meterline.cli.plans_cmd import plans_app
 from meterline.cli.services_cmd import services_app
+from meterline.cli.stripe_cmd import stripe_app
 from meterline.cli.tenants_cmd import tenants_app
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(imports_cmd.costs_app, name="costs")
 app.add_typer(billing_cmd.pipeline_app, name="pipeline")
 app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(stripe_app, name="stripe")
 app.command()(catalog_cmd.migrate)
 app.command("import")(imports_cmd.import_cmd)
 app.command()(billing_cmd.invoice)
