@@ -1,25 +1,15 @@
-"""``meterline stripe check``: can this Stripe key do everything Meterline needs?
-
-Run before going live (and after rotating a key). Every check talks to Stripe through the
-official SDK, and none can charge anyone: the only objects made are one customer and one draft
-invoice without items, both tagged ``metadata.meterline_check`` and deleted again (a check that
-was interrupted leaves them behind; the next check deletes them first). Creates carry
-idempotency keys, so a retried request never makes a second object.
-
-A live key is refused unless the caller allows it (``--live``). The key itself is never
-returned or printed: :func:`mask_key` shows its prefix and last four characters, as the Stripe
-Dashboard does.
-"""
+"""The checks that talk to Stripe (see the package docstring): one ``_CheckRun`` per check."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import stripe
 
+from billing.stripe_check.keys import KEY_PAGE, key_check, mask_key
+from billing.stripe_check.report import Check, StripeCheckReport
 from billing.stripe_client import RetryPolicy, metadata_of, with_retries
 from meterline.core.redaction import mask_urls, url_origin
 
@@ -31,57 +21,6 @@ INVOICE_EVENTS = (
     "invoice.payment_failed",
 )
 CHECK_METADATA = "meterline_check"
-KEY_PAGE = "Stripe Dashboard > Developers > API keys"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report: ``status`` is ``ok``, ``warn``, ``fail`` or ``skipped``."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-    required: bool = True
-
-    @property
-    def failed(self) -> bool:
-        return self.required and self.status == "fail"
-
-
-@dataclass(frozen=True)
-class StripeCheckReport:
-    key: str  # masked
-    api_base: str
-    checks: list[Check]
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if c.failed]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
-def mask_key(key: str) -> str:
-    """``sk_test_…AbCd``: the key's kind and mode and its last four characters, never more
-    (nothing of a key too short to be real)."""
-    prefix = next((p for p in _PREFIXES if key.startswith(p)), "")
-    tail = key[-4:] if len(key) - len(prefix) >= 16 else ""
-    return f"{prefix}…{tail}"
-
-
-_PREFIXES = ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "pk_test_", "pk_live_")
-
-
-def key_mode(key: str) -> tuple[str | None, str | None]:
-    """``(kind, mode)``: kind ``secret``/``restricted``/``publishable``, mode ``test``/``live``."""
-    kinds = {"sk": "secret", "rk": "restricted", "pk": "publishable"}
-    parts = key.split("_", 2)
-    if len(parts) == 3 and parts[0] in kinds and parts[1] in ("test", "live") and parts[2]:
-        return kinds[parts[0]], parts[1]
-    return None, None
 
 
 def check_stripe(
@@ -94,7 +33,7 @@ def check_stripe(
 ) -> StripeCheckReport:
     """Run every check against the account behind ``api_key`` (see the module docstring)."""
     run = _CheckRun(client, api_key, retry or RetryPolicy(max_attempts=3, base_delay=0.3))
-    run.checks.append(_key_check(api_key, allow_live))
+    run.checks.append(key_check(api_key, allow_live))
     if run.checks[-1].status != "fail":
         run.against_stripe()
         run.checks.append(run.api_version())
@@ -127,34 +66,6 @@ ALL_CHECKS = (
     "API version",
 )
 OPTIONAL = {"search", "webhook endpoint"}  # Meterline works without them: warnings only
-
-
-def _key_check(key: str, allow_live: bool) -> Check:
-    kind, mode = key_mode(key)
-    masked = mask_key(key)
-    if kind is None:
-        return Check(
-            "API key", "fail", f"{masked} is not a Stripe API key (sk_test_…, sk_live_…, rk_…)",
-            f"set STRIPE_API_KEY to a secret key from {KEY_PAGE}",
-        )  # fmt: skip
-    if kind == "publishable":
-        return Check(
-            "API key", "fail", f"{masked} is a publishable key: it cannot create invoices",
-            f"use a secret (sk_…) or restricted (rk_…) key from {KEY_PAGE}",
-        )  # fmt: skip
-    if mode == "live" and not allow_live:
-        return Check(
-            "API key", "fail", f"{masked} is a LIVE {kind} key: refused without --live",
-            "try Meterline with a test key (sk_test_…); to check a live key, re-run with "
-            "--live (it creates and deletes one customer and one empty draft invoice, never "
-            "charges)",
-        )  # fmt: skip
-    if mode == "live":
-        return Check(
-            "API key", "warn", f"{masked}: LIVE mode ({kind} key), real customers are invoiced",
-            "make sure this is the production installation",
-        )  # fmt: skip
-    return Check("API key", "ok", f"{masked}: test mode ({kind} key)")
 
 
 class _CheckRun:
