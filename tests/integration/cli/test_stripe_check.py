@@ -3,6 +3,7 @@ all green on a working key, and a named ✘ with what to do when something is wr
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import pytest
@@ -52,6 +53,7 @@ def stripe_env(emulator, monkeypatch, tmp_path):
 
 def check(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["stripe", "check", *args])
+    assert os.environ["STRIPE_API_KEY"] not in result.output  # masked, never printed whole
     return result.exit_code, result.output
 
 
