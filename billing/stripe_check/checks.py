@@ -96,16 +96,21 @@ class _CheckRun:
     def call(self, what: str, fn: Callable[[], Any]) -> Any:
         return with_retries(self.retry, what, fn)
 
-    def failure(self, name: str, exc: stripe.StripeError, fix: str, required=True) -> Check:
-        """A failed call as a check line: what Stripe said (the key masked) and what to do."""
+    def failure(
+        self, name: str, exc: stripe.StripeError, fix: str, required=True, cleanup: str = ""
+    ) -> Check:
+        """A failed call as a check line: what Stripe said (the key masked) and what to do:
+        ``fix`` for a request Stripe refused, ``cleanup`` for what was left behind."""
         if isinstance(exc, stripe.AuthenticationError):
             fix = f"Stripe refused the key: copy it again from {KEY_PAGE} into STRIPE_API_KEY"
         elif isinstance(exc, stripe.PermissionError):
             fix = f"this restricted key lacks the permission: {fix}"
         elif isinstance(exc, stripe.APIConnectionError):
             fix = "check STRIPE_API_BASE (unset means api.stripe.com), DNS, proxy and firewall"
-        status = "warn" if not required else "fail"
-        return Check(name, status, self.describe(exc), fix, required)
+        elif isinstance(exc, stripe.RateLimitError) or (exc.http_status or 0) >= 500:
+            fix = "a Stripe-side error, still failing after retries: check status.stripe.com and re-run"
+        fix = f"{cleanup}; {fix}" if cleanup else fix
+        return Check(name, "fail" if required else "warn", self.describe(exc), fix, required)
 
     def describe(self, exc: stripe.StripeError) -> str:
         message = (exc.user_message or str(exc) or type(exc).__name__).strip().splitlines()[0]
@@ -180,8 +185,8 @@ class _CheckRun:
                 self.failure(
                     name,
                     exc,
-                    f"delete {customer.id} in the Dashboard (the next check also "
-                    "removes it); grant Customers: Write to the key",
+                    "grant Customers: Write to the key",
+                    cleanup=f"delete {customer.id} in the Dashboard (the next check also does)",
                 )
             )
             return
@@ -195,7 +200,7 @@ class _CheckRun:
                 )
             )
             return
-        cleaned = f"; removed {left} left by an interrupted check" if left else ""
+        cleaned = f"; removed {left} object(s) left by an interrupted check" if left else ""
         self.checks.append(
             Check(name, "ok", f"{customer.id} created with metadata and deleted{cleaned}")
         )
@@ -204,18 +209,29 @@ class _CheckRun:
         return self.client.v1.customers.retrieve(customer_id)
 
     def remove_leftovers(self) -> int:
-        """Delete customers an interrupted check left (``metadata.meterline_check``)."""
+        """Delete the draft invoices and customers an interrupted check left behind (tagged
+        ``metadata.meterline_check``); how many."""
+        drafts = self.client.v1.invoices
+        customers = self.client.v1.customers
         try:
-            page = self.call(
-                "customer list", lambda: self.client.v1.customers.list(params={"limit": 100})
-            )
-            left = [c for c in page.auto_paging_iter() if metadata_of(c).get(CHECK_METADATA)]
-            for customer in left:
-                self.call(
-                    "customer delete", lambda c=customer: self.client.v1.customers.delete(c.id)
-                )
+            left = [
+                (drafts, i.id)
+                for i in self.call(
+                    "invoice list", lambda: drafts.list(params={"status": "draft", "limit": 100})
+                ).auto_paging_iter()
+                if metadata_of(i).get(CHECK_METADATA)
+            ]
+            left += [
+                (customers, c.id)
+                for c in self.call(
+                    "customer list", lambda: customers.list(params={"limit": 100})
+                ).auto_paging_iter()
+                if metadata_of(c).get(CHECK_METADATA)
+            ]
+            for service, object_id in left:
+                self.call("leftover delete", lambda s=service, o=object_id: s.delete(o))
         except stripe.StripeError:
-            return 0  # the listing check reports it
+            return 0  # the listing checks report it
         return len(left)
 
     def search(self, customer_id: str) -> None:
@@ -274,8 +290,14 @@ class _CheckRun:
             )
             self.call("invoice delete", lambda: self.client.v1.invoices.delete(invoice.id))
         except stripe.StripeError as exc:
-            left = f"delete draft {invoice.id} in the Dashboard; " if invoice is not None else ""
-            self.checks.append(self.failure(name, exc, f"{left}grant Invoices: Write to the key"))
+            left = (
+                f"delete draft {invoice.id} in the Dashboard (the next check also does)"
+                if invoice is not None
+                else ""
+            )
+            self.checks.append(
+                self.failure(name, exc, "grant Invoices: Write to the key", cleanup=left)
+            )
             return
         self.checks.append(
             Check(
