@@ -8,7 +8,8 @@ miss a duplicate or hand-made invoice and call the month "matched". The sources,
 1. every invoice of the account created in ``[month start, now]`` (``created`` range list);
 2. every invoice of each tenant's customer in that range (``customer`` + ``created`` list);
 3. each invoice Meterline recorded (retrieve; it may predate the range);
-4. search, only as a cross-check: an invoice only search returned is added and logged.
+4. search, only as a cross-check: an invoice only search returned is added and logged, and
+   invoices search does not return yet (its lag) are logged.
 
 Only this installation's invoices are kept (``of_install``): another install sharing the
 account is neither matched nor reported as unexpected.
@@ -81,10 +82,18 @@ def month_invoices(
         params = {"customer": customer, "created": window}
         for inv in _listed(client, retry, "customer invoice list", params):
             found.setdefault(inv.id, inv)
+    listed = {i for i, inv in found.items() if _tagged(inv, tag) and of_install(inv, install)}
+    searched = set()
     for inv in _searched(client, retry, tag):
+        searched.add(inv.id)
         if inv.id not in found:
             log.warning("invoice %s was found by search but by no list; reconciling it", inv.id)
             found[inv.id] = inv
+    if listed - searched:
+        log.warning(
+            "%d invoice(s) of %s are listed but not yet searchable (%s): Stripe's search lags; "
+            "reconciled from the lists", len(listed - searched), tag, ", ".join(sorted(listed - searched)),
+        )  # fmt: skip
     return [inv for inv in found.values() if _tagged(inv, tag) and of_install(inv, install)]
 
 

@@ -164,7 +164,10 @@ def test_an_incident_with_search_lag_and_stored_500s_changes_nothing_finance_see
         "the customer made during the 500 was found by the list, not by the lagging search"
     )
     assert any("invoice search" in m and "beta" in m for m in lagging)
-    incident = _report(db, client, tmp_path / "incident", _hand_made_changes(client))
+    roles = _hand_made_changes(client)
+    with caplog.at_level(logging.WARNING, logger="billing.reconciliation.stripe_invoices"):
+        incident = _report(db, client, tmp_path / "incident", roles)
+    assert any("not yet searchable" in r.getMessage() for r in caplog.records)
 
     assert incident == calm
     assert {(r[0], r[1]): r[2:6] for r in calm} == {
