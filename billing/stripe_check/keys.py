@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from billing.stripe_check.report import Check
 
 KEY_PAGE = "Stripe Dashboard > Developers > API keys"
@@ -12,7 +14,7 @@ def mask_key(key: str) -> str:
     """``sk_test_…AbCd``: the key's kind and mode and its last four characters, never more
     (nothing of a key too short to be real)."""
     prefix = next((p for p in _PREFIXES if key.startswith(p)), "")
-    tail = key[-4:] if len(key) - len(prefix) >= 16 else ""
+    tail = key[-4:] if len(key) - len(prefix) >= 16 and key[-4:].isalnum() else ""
     return f"{prefix}…{tail}"
 
 
@@ -28,9 +30,21 @@ def key_mode(key: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def well_formed(key: str) -> bool:
+    """Letters, digits and underscores only, as every Stripe key (a space, quote or line break
+    is a copy-paste accident, and would be echoed by the HTTP library's header error)."""
+    return re.fullmatch(r"[A-Za-z0-9_]+", key) is not None
+
+
 def key_check(key: str, allow_live: bool) -> Check:
     kind, mode = key_mode(key)
     masked = mask_key(key)
+    if not well_formed(key):
+        return Check(
+            "API key", "fail",
+            f"{masked} has characters no Stripe key has (a space, quote or line break?)",
+            f"copy the key again from {KEY_PAGE} into STRIPE_API_KEY, without quotes",
+        )  # fmt: skip
     if kind is None:
         return Check(
             "API key", "fail", f"{masked} is not a Stripe API key (sk_test_…, sk_live_…, rk_…)",

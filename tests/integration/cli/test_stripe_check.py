@@ -150,7 +150,13 @@ def test_a_key_stripe_refuses_names_the_account_check_and_never_prints_the_key(
 
 @pytest.mark.parametrize(
     "key, says",
-    [("pk_test_" + "x" * 24, "publishable key"), ("not-a-key", "is not a Stripe API key")],
+    [
+        ("pk_test_" + "x" * 24, "publishable key"),
+        ("notakey123", "is not a Stripe API key"),
+        ("sk_test_" + "x" * 12 + " " + "x" * 12, "characters no Stripe key has"),
+        ('"sk_test_' + "x" * 24 + '"', "characters no Stripe key has"),
+    ],
+    ids=["publishable", "garbage", "inner-space", "quoted"],
 )
 def test_a_key_that_cannot_work_is_named(stripe_env, monkeypatch, key, says):
     monkeypatch.setenv("STRIPE_API_KEY", key)
