@@ -21,6 +21,8 @@ INVOICE_EVENTS = (
     "invoice.payment_failed",
 )
 CHECK_METADATA = "meterline_check"
+_NEWEST = {"limit": 100}
+_DRAFTS = {"status": "draft", "limit": 100}
 
 
 def check_stripe(
@@ -209,24 +211,19 @@ class _CheckRun:
         return self.client.v1.customers.retrieve(customer_id)
 
     def remove_leftovers(self) -> int:
-        """Delete the draft invoices and customers an interrupted check left behind (tagged
-        ``metadata.meterline_check``); how many."""
-        drafts = self.client.v1.invoices
-        customers = self.client.v1.customers
+        """Delete what an interrupted check left behind (tagged ``metadata.meterline_check``)
+        among the 100 newest draft invoices and customers (lists are newest first); how many."""
+        drafts, customers = self.client.v1.invoices, self.client.v1.customers
         try:
-            left = [
-                (drafts, i.id)
-                for i in self.call(
-                    "invoice list", lambda: drafts.list(params={"status": "draft", "limit": 100})
-                ).auto_paging_iter()
-                if metadata_of(i).get(CHECK_METADATA)
+            newest = [
+                (drafts, self.call("draft list", lambda: drafts.list(params=_DRAFTS)).data),
+                (
+                    customers,
+                    self.call("customer list", lambda: customers.list(params=_NEWEST)).data,
+                ),
             ]
-            left += [
-                (customers, c.id)
-                for c in self.call(
-                    "customer list", lambda: customers.list(params={"limit": 100})
-                ).auto_paging_iter()
-                if metadata_of(c).get(CHECK_METADATA)
+            left = [
+                (s, o.id) for s, page in newest for o in page if metadata_of(o).get(CHECK_METADATA)
             ]
             for service, object_id in left:
                 self.call("leftover delete", lambda s=service, o=object_id: s.delete(o))
