@@ -24,9 +24,11 @@ def stripe_check(
         False, "--live", help="Allow a live key (creates and deletes a customer, never charges)."
     ),
 ) -> None:
-    """Check STRIPE_API_KEY / STRIPE_API_BASE: key mode, account, lists, search, a customer and
-    a draft invoice created and deleted, the webhook endpoint, the API version. No charges.
-    Exits 1 when a required check fails."""
+    """Check that the configured Stripe key can do what Meterline needs, charging no one.
+
+    STRIPE_API_KEY / STRIPE_API_BASE: key mode, account, lists, search, a customer and a
+    draft invoice created and deleted, the webhook endpoint, the API version. Exits 1 when a
+    required check fails."""
     from billing.stripe_check import check_stripe
     from billing.stripe_client import make_stripe_client
     from meterline.core.settings import Settings
