@@ -33,13 +33,17 @@ The rule (the same as the dbt rating models, to the cent):
 ``rate_meter`` is exact (unrounded). Each invoice line is rounded once, half-up, to the
 currency's minor unit (``billing.money.to_minor``); an invoice total is the sum of its rounded
 lines. A mid-month plan change prorates base fees by the fraction of the month's seconds spent
-on each plan; usage is rated on the plan in force at the end of the month.
+on each plan, and splits usage at the change instant: each usage segment (``plan_segments``) is
+rated on its own plan version, tiers and included units starting from zero (a ``prorate`` meter
+scales them by the segment's seconds on the plan / the month's seconds). A month on one plan
+version keeps its ``usage:<meter>`` lines; a split month has ``usage:<meter>@<plan>.v<version>``
+lines (the same rule as dbt's ``int_usage_segments`` and ``int_usage_months_rated``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -83,11 +87,89 @@ class InvoiceLine:
 
 @dataclass(frozen=True)
 class PlanSpan:
-    """A plan in force over ``[start, end)`` (``end=None``: still in force)."""
+    """A plan in force over ``[start, end)`` (``end=None``: still in force), on the plan
+    version the term pays (``version``)."""
 
     plan: Plan
     start: datetime
     end: datetime | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class UsageSegment:
+    """A part of a month rated on one plan version: usage that occurred in
+    ``[usage_from, usage_to)``. ``covered_seconds`` is the time the version was in force in the
+    month (its share ``covered_seconds / month_seconds`` prorates ``prorate`` meters)."""
+
+    plan: Plan
+    version: int
+    usage_from: datetime
+    usage_to: datetime
+    covered_seconds: Decimal
+    month_seconds: Decimal
+    key_suffix: str  # '@<plan_id>.v<version>', '#<n>' appended when the version comes back
+
+    def contains(self, instant: datetime) -> bool:
+        return self.usage_from <= instant < self.usage_to
+
+
+def _seconds(delta: timedelta) -> Decimal:
+    """Exact seconds of ``delta`` (as SQL's ``extract(epoch from interval)``)."""
+    return Decimal(delta.days * 86_400 + delta.seconds) + Decimal(delta.microseconds).scaleb(-6)
+
+
+def plan_segments(spans: Sequence[PlanSpan], period: date) -> list[UsageSegment]:
+    """The usage segments of ``period``: runs of consecutive spans on the same plan version.
+
+    The segments partition the month: the first starts at the month start (usage before the
+    first plan of the month is rated on it), each ends where the next starts (usage after a
+    cancellation or in a gap belongs to the segment that started last before it), the last ends
+    at the month end. The same rule as dbt's ``int_usage_segments``.
+    """
+    start, end = month_bounds(period)
+    runs: list[tuple[PlanSpan, datetime, Decimal]] = []  # (span, covered from, covered seconds)
+    for span in sorted(spans, key=lambda s: s.start):
+        lo = max(start, span.start)
+        hi = min(end, span.end) if span.end is not None else end
+        if hi <= lo:
+            continue
+        previous = runs[-1][0] if runs else None
+        if previous and (previous.plan.plan_id, previous.version) == (
+            span.plan.plan_id,
+            span.version,
+        ):
+            runs[-1] = (previous, runs[-1][1], runs[-1][2] + _seconds(hi - lo))
+        else:
+            runs.append((span, lo, _seconds(hi - lo)))
+    month_seconds = _seconds(end - start)
+    seen: dict[tuple[str, int], int] = {}
+    segments = []
+    for index, (span, covered_from, covered) in enumerate(runs):
+        version_key = (span.plan.plan_id, span.version)
+        seen[version_key] = seen.get(version_key, 0) + 1
+        suffix = f"@{span.plan.plan_id}.v{span.version}"
+        segments.append(
+            UsageSegment(
+                plan=span.plan,
+                version=span.version,
+                usage_from=start if index == 0 else covered_from,
+                usage_to=runs[index + 1][1] if index + 1 < len(runs) else end,
+                covered_seconds=covered,
+                month_seconds=month_seconds,
+                key_suffix=suffix + (f"#{seen[version_key]}" if seen[version_key] > 1 else ""),
+            )
+        )
+    return segments
+
+
+def segment_note(segment: UsageSegment) -> str:
+    """What a split month's usage line adds to its description (dbt macro ``segment_note``):
+    `` on Pro v2, 2026-09-16 12:00 to 2026-10-01 00:00 UTC``."""
+    return (
+        f" on {segment.plan.name} v{segment.version}, "
+        f"{segment.usage_from:%Y-%m-%d %H:%M} to {segment.usage_to:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def billable_quantity(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
@@ -172,10 +254,11 @@ def usage_line(
     meter: str,
     quantity: Decimal,
     currency: str,
-    in_force: tuple[int, int] = (1, 1),
+    in_force: tuple[Decimal | int, Decimal | int] = (1, 1),
     events: Sequence[Decimal] | None = None,
 ) -> InvoiceLine:
-    """The line of one meter; ``in_force`` = (days, days_in_month) for prorated meters;
+    """The line of one meter; ``in_force`` = the share of the month in force for prorated
+    meters, as (days, days_in_month) or, for a usage segment, (seconds, month_seconds);
     ``events``: the month's event values in order (required for percentage pricing)."""
     plan_meter = plan.meters[meter]
     if plan_meter.pricing == "percentage":
@@ -256,13 +339,19 @@ def rate_period(
     *,
     include_zero: bool = False,
     events: Mapping[str, Sequence[Decimal]] | None = None,
+    segment_usage: Sequence[Mapping[str, Decimal]] | None = None,
+    segment_events: Sequence[Mapping[str, Sequence[Decimal]]] | None = None,
 ) -> list[InvoiceLine]:
-    """Lines of a month with a plan history: a prorated base fee + usage on the month-end plan.
+    """Lines of a month with a plan history: a prorated base fee + usage per segment.
 
     Each plan in force during the month contributes ``base_fee * seconds_on_plan /
     seconds_in_month``; the sum is one ``base_fee`` line, rounded once (as the dbt mart does).
-    Usage is rated on the plan in force at the end of the month (the last span overlapping it);
-    its ``prorate`` meters are prorated by the days in force (``days_in_force``).
+    A month on one plan version (one segment of ``plan_segments``) rates ``usage`` (the
+    month's quantities) on it; its ``prorate`` meters are prorated by the days in force
+    (``days_in_force``). A month with a plan change rates each segment on its own version:
+    ``segment_usage`` (and, for percentage meters, ``segment_events``) gives each segment's
+    quantities in the order of ``plan_segments(spans, period)``; ``usage``/``events`` are then
+    not used. The invoice floor and cap are those of the plan in force at month end.
     """
     start, end = month_bounds(period)
     month_seconds = Decimal(int((end - start).total_seconds()))
@@ -300,9 +389,45 @@ def rate_period(
     )
     if include_zero or base.amount != 0:
         lines.append(base)
-    in_force = days_in_force([span for span, _ in overlapping], period)
-    lines += _usage_lines(final_plan, usage, currency, include_zero, in_force, events)
+    segments = plan_segments([span for span, _ in overlapping], period)
+    if len(segments) == 1:
+        in_force = days_in_force([span for span, _ in overlapping], period)
+        lines += _usage_lines(segments[0].plan, usage, currency, include_zero, in_force, events)
+    else:
+        lines += _segment_lines(segments, segment_usage, segment_events, currency, include_zero)
     return lines + spend_limit_lines(final_plan, lines, currency)
+
+
+def _segment_lines(
+    segments: Sequence[UsageSegment],
+    segment_usage: Sequence[Mapping[str, Decimal]] | None,
+    segment_events: Sequence[Mapping[str, Sequence[Decimal]]] | None,
+    currency: str,
+    include_zero: bool,
+) -> list[InvoiceLine]:
+    """Usage lines of a month with a plan change: each segment rated on its own version, the
+    line keyed and described with the segment."""
+    if segment_usage is None or len(segment_usage) != len(segments):
+        raise RatingError(
+            f"this month has {len(segments)} usage segments (a plan change): pass "
+            "segment_usage=[{meter: quantity}, ...], one mapping per segment in the order of "
+            "plan_segments(spans, period)"
+        )
+    lines = []
+    for number, segment in enumerate(segments):
+        share = (segment.covered_seconds, segment.month_seconds)
+        events = segment_events[number] if segment_events is not None else None
+        for line in _usage_lines(
+            segment.plan, segment_usage[number], currency, include_zero, share, events
+        ):
+            lines.append(
+                replace(
+                    line,
+                    line_key=line.line_key + segment.key_suffix,
+                    description=line.description + segment_note(segment),
+                )
+            )
+    return lines
 
 
 def _usage_lines(
@@ -310,7 +435,7 @@ def _usage_lines(
     usage: Mapping[str, Decimal],
     currency: str,
     include_zero: bool,
-    in_force: tuple[int, int] = (1, 1),
+    in_force: tuple[Decimal | int, Decimal | int] = (1, 1),
     events: Mapping[str, Sequence[Decimal]] | None = None,
 ) -> list[InvoiceLine]:
     """One line per meter with usage, plus the plan's always-charged meters (at 0 usage)."""
