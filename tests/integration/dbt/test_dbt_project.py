@@ -402,12 +402,19 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
         conn.execute(text(EXTRA_CATALOG))
     create_tenant(db, "mixer", "starter", at=month_start(now, 3))
     set_plan(db, "mixer", "mix", at=month + timedelta(days=10, hours=13))  # prorated base fee
+    # payg -> pro in the middle of the month: usage before and after the change is rated on its
+    # own plan, each from zero (and the check recomputes it independently)
+    change = month + timedelta(days=15, hours=6, minutes=30, seconds=15)
+    create_tenant(db, "switcher", "payg", at=month_start(now, 3))
+    set_plan(db, "switcher", "pro", at=change)
     create_tenant(db, "jp", "yen", currency="JPY", at=month_start(now, 2) + timedelta(days=17))
     create_tenant(db, "big", "payg", at=month_start(now, 3))
     cancel_tenant(db, "big", at=month + timedelta(days=20))  # usage rated on its last plan
     ev = Events("i")
     for i in range(12):
         at = month + timedelta(days=i, hours=i)
+        ev.add("jp", "api_calls", Decimal("102.9"), at)
+        at = month + timedelta(days=11 + i, hours=i)  # on mix (from day 11, 13:00)
         ev.add("mixer", "api_calls", Decimal("1028.875"), at)
         ev.add("mixer", "bandwidth_gb", Decimal("1.9"), at)
         ev.add("mixer", "compute_seconds", 5, at)
@@ -415,7 +422,10 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
         ev.add("mixer", "gauge", 20 - i, at)  # the last value (9) counts, not the peak
         ev.add("mixer", "requests", 1, at)
         ev.add("mixer", "active_users", 1, at, user=f"u{i % 7}")
-        ev.add("jp", "api_calls", Decimal("102.9"), at)
+    ev.add("switcher", "api_calls", 30_000, month + timedelta(days=1))
+    ev.add("switcher", "storage_gb", 150, month + timedelta(days=2))
+    ev.add("switcher", "api_calls", 600_000, change)  # at the change instant: on pro
+    ev.add("switcher", "storage_gb", 60, month + timedelta(days=25))
     for value, hours in ((50, 1), (150, 40), (120, 300)):
         ev.add("big", "storage_gb", value, month + timedelta(hours=hours))
     ev.add("big", "api_calls", 150_000, month + timedelta(days=2))
@@ -435,6 +445,34 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
     mix_meters = ("api_calls", "bandwidth_gb", "compute_seconds", "storage_gb", "gauge", "requests")
     assert {("mixer", m) for m in (*mix_meters, "active_users")} <= charged  # every pricing model
     assert {("jp", "api_calls"), ("big", "storage_gb"), ("big", "api_calls")} <= charged
+    with db.connect() as conn:
+        switcher = {
+            r.line_key: (r.amount, r.plan_id, r.description)
+            for r in conn.execute(
+                text(
+                    "select * from analytics.fct_invoice_lines"
+                    " where month = :m and tenant_id = 'switcher' and line_type = 'usage'"
+                ),
+                {"m": month.date()},
+            )
+        }
+    # payg: 30,000 calls - 10,000 free = $20; a 150 GB peak = $31.25. pro, from zero: 600,000
+    # calls - 500,000 included = $100; a 60 GB peak - 50 included = $2.50. (Rated on pro as a
+    # whole month it would have been 630,000 calls -> $130 and a 150 GB peak -> $25.)
+    assert {key: amount for key, (amount, *_) in switcher.items()} == {
+        "usage:api_calls@payg.v1": 2000,
+        "usage:storage_gb@payg.v1": 3125,
+        "usage:api_calls@pro.v1": 10000,
+        "usage:storage_gb@pro.v1": 250,
+    }
+    assert switcher["usage:api_calls@pro.v1"][1:] == (
+        "pro",
+        f"API calls: 600,000 calls on Pro v1, {change:%Y-%m-%d %H:%M} to "
+        f"{month_start(now):%Y-%m-%d %H:%M} UTC",
+    )
+    assert switcher["usage:storage_gb@payg.v1"][2].endswith(
+        f" on Pay as you go v1, {month:%Y-%m-%d} 00:00 to {change:%Y-%m-%d %H:%M} UTC"
+    )
 
     # 1. the catalog's price no longer is the price invoiced: the check names that invoice
     with db.begin() as conn:
