@@ -12,7 +12,8 @@
       the currency's minor unit is unknown);
     segments  = the month cut at each plan change: consecutive terms on the same plan version
       are one segment; the first segment starts at the month start, each one ends where the
-      next one's first term starts, the last at the month end;
+      next one's first term starts, the last at the month end; a month before the one
+      meterline.rating_rules names for 'usage_segments' is one segment on that plan;
     usage     = per segment and meter, the raw events that occurred in the segment aggregated by
       the meter's aggregation (sum, count, max, the latest event for last, distinct dimension
       values for unique_count), priced on the segment's plan version (graduated, volume,
@@ -121,6 +122,13 @@ term_changes as (
         terms.*,
         (terms.plan_id, terms.plan_version) is distinct from (
             lag(terms.plan_id) over by_start, lag(terms.plan_version) over by_start
+        ) and (
+            lag(terms.plan_id) over by_start is null
+            or terms.month >= coalesce((
+                select max(rules.effective_from)
+                from {{ source('meterline', 'rating_rules') }} as rules
+                where rules.rule = 'usage_segments'
+            ), '-infinity'::date)
         ) as opens_segment
     from terms
     window by_start as (partition by terms.tenant_id, terms.month order by lower(terms.in_month))
@@ -141,8 +149,8 @@ segment_starts as (
         tenant_id,
         month,
         segment_no,
-        min(plan_id) as plan_id,
-        min(plan_version) as plan_version,
+        (array_agg(plan_id order by lower(in_month) desc))[1] as plan_id,
+        (array_agg(plan_version order by lower(in_month) desc))[1] as plan_version,
         min(month_start) as month_start,
         min(month_end) as month_end,
         min(lower(in_month)) as first_start

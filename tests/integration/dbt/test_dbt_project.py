@@ -533,3 +533,33 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
     assert {(f[1], f[2]) for f in failures} == {("big", month.date())}
     # storage on payg: 150 GB = $31.25, 50 GB = $11.25
     assert [f[4] - f[3] for f in failures] == [2000]
+
+    # 3. a month invoiced before the upgrade to usage segments (migration 0010 records the first
+    #    month after the last invoice) keeps the month-end rule: with the rule from this month on,
+    #    last month's payg -> pro switch is rated as one month on pro, as it was invoiced; the
+    #    check recomputes it the same way (only the corrupted 'big' still fails)
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "insert into meterline.rating_rules (rule, effective_from) values"
+                " ('usage_segments', :m) on conflict (rule) do update"
+                " set effective_from = excluded.effective_from"
+            ),
+            {"m": month_start(now).date()},
+        )
+    dbt_command(url, "run", "--select", "int_usage_segments+", target_path=dbt_target)
+    with db.connect() as conn:
+        switcher_lines = dict(
+            conn.execute(
+                text(
+                    "select line_key, amount from analytics.fct_invoice_lines"
+                    " where month = :m and tenant_id = 'switcher' and line_type = 'usage'"
+                ),
+                {"m": month.date()},
+            ).all()
+        )
+    # on pro all month: 630,000 calls - 500,000 = $130; a 150 GB peak - 50 GB = $25
+    assert switcher_lines == {"usage:api_calls": 13000, "usage:storage_gb": 2500}
+    with pytest.raises(DbtError, match=INVOICE_CHECK):
+        dbt_command(url, "test", "--select", INVOICE_CHECK, target_path=dbt_target)
+    assert {(f[1], f[2]) for f in invoice_check_failures(db, dbt_target)} == {("big", month.date())}

@@ -14,24 +14,39 @@
     same share as the base fee). A month with one segment is rated as it always was (its
     invoice lines keep the keys 'usage:<meter>'); with several, each segment's lines are keyed
     'usage:<meter>' || line_key_suffix, e.g. 'usage:api_calls@pro.v2' ('#2', '#3'... when the
-    same version comes back later in the month). -#}
+    same version comes back later in the month).
+
+    The rule applies from the month meterline.rating_rules names for 'usage_segments'
+    (migration 0010_usage_segments: the month after the last one invoiced before the upgrade;
+    every month on a new installation). An earlier month is one segment on the plan in force at
+    its end, as it was invoiced. -#}
 
 with
 
 terms as (select * from {{ ref('int_subscriptions_prorated') }}),
 
--- a new segment starts where the plan version differs from the previous term's
+split_from as (
+    select coalesce(max(effective_from), '-infinity'::date) as first_month
+    from {{ source('meterline', 'rating_rules') }}
+    where rule = 'usage_segments'
+),
+
+-- a new segment starts where the plan version differs from the previous term's (in a month
+-- before the rule applies, only the month's first term starts one)
 marked as (
     select
         terms.*,
         case
-            when lag(plan_id) over term_order is not distinct from plan_id
-                and lag(plan_version) over term_order is not distinct from plan_version
+            when lag(terms.plan_id) over term_order is null then 1
+            when terms.month < split_from.first_month then 0
+            when lag(terms.plan_id) over term_order = terms.plan_id
+                and lag(terms.plan_version) over term_order = terms.plan_version
                 then 0
             else 1
         end as starts_segment
     from terms
-    window term_order as (partition by tenant_id, month order by covered_from)
+    cross join split_from
+    window term_order as (partition by terms.tenant_id, terms.month order by terms.covered_from)
 ),
 
 numbered as (
@@ -51,9 +66,10 @@ segments as (
         segment_no,
         min(month_start) as month_start,
         min(month_end) as month_end,
-        min(plan_id) as plan_id,
-        min(plan_version) as plan_version,
-        min(plan_name) as plan_name,
+        -- the segment's plan version (in a month before the rule: the last one of the month)
+        (array_agg(plan_id order by covered_from desc))[1] as plan_id,
+        (array_agg(plan_version order by covered_from desc))[1] as plan_version,
+        (array_agg(plan_name order by covered_from desc))[1] as plan_name,
         min(covered_from) as covered_from,
         max(covered_to) as covered_to,
         sum(covered_seconds) as covered_seconds,
