@@ -252,7 +252,13 @@ def test_seed_pricing_mrr_bridge_allocation_and_docs(db, dbt_target):
     create_tenant(db, "flat", "pro", at=month_start(now, 4))
     create_tenant(db, "down", "pro", at=month_start(now, 4))
     set_plan(db, "down", "starter", at=month_start(now, 2) + timedelta(days=1))
+    # a plan change this month, halfway through the time elapsed so far
+    moved_at = month_start(now) + (now - month_start(now)) / 2
+    create_tenant(db, "mover", "payg", at=month_start(now, 3))
+    set_plan(db, "mover", "pro", at=moved_at)
     ev = Events("s")
+    ev.add("mover", "api_calls", 30_000, month_start(now))  # payg: 20,000 x $0.001 = $20
+    ev.add("mover", "api_calls", 1_000, now - timedelta(seconds=1))  # pro: far below included
     for i in range(10):
         ev.add("big", "api_calls", 1_000_000, month + timedelta(hours=i))
     for value, h in ((50, 1), (150, 40), (120, 300)):
@@ -340,6 +346,18 @@ def test_seed_pricing_mrr_bridge_allocation_and_docs(db, dbt_target):
     assert overview["flat"].plan_id == "pro"
     assert overview["flat"].estimated_cost == 9900 and overview["flat"].currency == "USD"
     assert overview["t_new"].top_meter is not None
+    # this month's projection after a plan change: the payg segment as rated ($20, not
+    # extrapolated), the pro segment's calls extrapolated over its own time (still included)
+    with db.connect() as conn:
+        mover_base_fee = conn.execute(
+            text(
+                "select base_fee_amount from analytics.fct_invoices"
+                " where tenant_id = 'mover' and month = :m"
+            ),
+            {"m": month_start(now).date()},
+        ).scalar()
+    assert overview["mover"].projected_cost == mover_base_fee + 2000
+    assert overview["mover"].estimated_cost == mover_base_fee + 2000
 
     dbt_command(url, "docs", "generate", target_path=dbt_target)
     manifest = json.loads((dbt_target / "manifest.json").read_text())
