@@ -15,9 +15,10 @@ ZERO = Decimal(0)
 PRORATED_PLACES = Decimal("0.000001")
 
 
-def prorated(plan_meter: PlanMeter, days: int, days_in_month: int) -> PlanMeter:
-    """``plan_meter`` for a month in force ``days`` of ``days_in_month`` days: with ``prorate``,
-    included units and tier bounds scaled by the fraction, rounded half-up to 6 decimals."""
+def prorated(plan_meter: PlanMeter, days: Decimal | int, days_in_month: Decimal | int) -> PlanMeter:
+    """``plan_meter`` for a month in force ``days`` of ``days_in_month`` days (or a usage
+    segment on its plan ``seconds`` of the month's seconds): with ``prorate``, included units
+    and tier bounds scaled by the fraction, rounded half-up to 6 decimals."""
     if not plan_meter.prorate or days >= days_in_month:
         return plan_meter
 

@@ -32,21 +32,24 @@ The rule (the same as the dbt rating models, to the cent):
 
 ``rate_meter`` is exact (unrounded). Each invoice line is rounded once, half-up, to the
 currency's minor unit (``billing.money.to_minor``); an invoice total is the sum of its rounded
-lines. A mid-month plan change prorates base fees by the fraction of the month's seconds spent
-on each plan; usage is rated on the plan in force at the end of the month.
+lines. A mid-month plan change prorates base fees by seconds on each plan and splits usage at
+the change instant: each usage segment (``billing.usage_segments``) is rated on its own version
+from zero (``prorate`` meters scaled by its seconds / the month's), keyed
+``usage:<meter>@<plan>.v<version>``; a month on one version keeps ``usage:<meter>``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from decimal import Decimal
 
 from billing.catalog import Plan, PlanMeter
 from billing.meter_labels import meter_label
 from billing.money import minor_unit, to_minor
 from billing.pricing_rules import blocks, clamped, prorated, rate_events
+from billing.usage_segments import PlanSpan, UsageSegment, plan_segments, segment_note
 from meterline.core.numbers import format_quantity
 from meterline.core.periods import month_bounds
 
@@ -79,15 +82,6 @@ class InvoiceLine:
     currency: str
     description: str
     exact_amount: Decimal = ZERO
-
-
-@dataclass(frozen=True)
-class PlanSpan:
-    """A plan in force over ``[start, end)`` (``end=None``: still in force)."""
-
-    plan: Plan
-    start: datetime
-    end: datetime | None = None
 
 
 def billable_quantity(plan_meter: PlanMeter, quantity: Decimal) -> Decimal:
@@ -172,10 +166,11 @@ def usage_line(
     meter: str,
     quantity: Decimal,
     currency: str,
-    in_force: tuple[int, int] = (1, 1),
+    in_force: tuple[Decimal | int, Decimal | int] = (1, 1),
     events: Sequence[Decimal] | None = None,
 ) -> InvoiceLine:
-    """The line of one meter; ``in_force`` = (days, days_in_month) for prorated meters;
+    """The line of one meter; ``in_force`` = the share of the month in force for prorated
+    meters, as (days, days_in_month) or, for a usage segment, (seconds, month_seconds);
     ``events``: the month's event values in order (required for percentage pricing)."""
     plan_meter = plan.meters[meter]
     if plan_meter.pricing == "percentage":
@@ -256,13 +251,19 @@ def rate_period(
     *,
     include_zero: bool = False,
     events: Mapping[str, Sequence[Decimal]] | None = None,
+    segment_usage: Sequence[Mapping[str, Decimal]] | None = None,
+    segment_events: Sequence[Mapping[str, Sequence[Decimal]]] | None = None,
 ) -> list[InvoiceLine]:
-    """Lines of a month with a plan history: a prorated base fee + usage on the month-end plan.
+    """Lines of a month with a plan history: a prorated base fee + usage per segment.
 
     Each plan in force during the month contributes ``base_fee * seconds_on_plan /
     seconds_in_month``; the sum is one ``base_fee`` line, rounded once (as the dbt mart does).
-    Usage is rated on the plan in force at the end of the month (the last span overlapping it);
-    its ``prorate`` meters are prorated by the days in force (``days_in_force``).
+    A month on one plan version (one segment of ``plan_segments``) rates ``usage`` (the
+    month's quantities) on it; its ``prorate`` meters are prorated by the days in force
+    (``days_in_force``). A month with a plan change rates each segment on its own version:
+    ``segment_usage`` (and, for percentage meters, ``segment_events``) gives each segment's
+    quantities in the order of ``plan_segments(spans, period)``; ``usage``/``events`` are then
+    not used. The invoice floor and cap are those of the plan in force at month end.
     """
     start, end = month_bounds(period)
     month_seconds = Decimal(int((end - start).total_seconds()))
@@ -300,9 +301,45 @@ def rate_period(
     )
     if include_zero or base.amount != 0:
         lines.append(base)
-    in_force = days_in_force([span for span, _ in overlapping], period)
-    lines += _usage_lines(final_plan, usage, currency, include_zero, in_force, events)
+    segments = plan_segments([span for span, _ in overlapping], period)
+    if len(segments) == 1:
+        in_force = days_in_force([span for span, _ in overlapping], period)
+        lines += _usage_lines(segments[0].plan, usage, currency, include_zero, in_force, events)
+    else:
+        lines += _segment_lines(segments, segment_usage, segment_events, currency, include_zero)
     return lines + spend_limit_lines(final_plan, lines, currency)
+
+
+def _segment_lines(
+    segments: Sequence[UsageSegment],
+    segment_usage: Sequence[Mapping[str, Decimal]] | None,
+    segment_events: Sequence[Mapping[str, Sequence[Decimal]]] | None,
+    currency: str,
+    include_zero: bool,
+) -> list[InvoiceLine]:
+    """Usage lines of a month with a plan change: each segment rated on its own version, the
+    line keyed and described with the segment."""
+    if segment_usage is None or len(segment_usage) != len(segments):
+        raise RatingError(
+            f"this month has {len(segments)} usage segments (a plan change): pass "
+            "segment_usage=[{meter: quantity}, ...], one mapping per segment in the order of "
+            "plan_segments(spans, period)"
+        )
+    lines = []
+    for number, segment in enumerate(segments):
+        share = (segment.covered_seconds, segment.month_seconds)
+        events = segment_events[number] if segment_events is not None else None
+        for line in _usage_lines(
+            segment.plan, segment_usage[number], currency, include_zero, share, events
+        ):
+            lines.append(
+                replace(
+                    line,
+                    line_key=line.line_key + segment.key_suffix,
+                    description=line.description + segment_note(segment),
+                )
+            )
+    return lines
 
 
 def _usage_lines(
@@ -310,7 +347,7 @@ def _usage_lines(
     usage: Mapping[str, Decimal],
     currency: str,
     include_zero: bool,
-    in_force: tuple[int, int] = (1, 1),
+    in_force: tuple[Decimal | int, Decimal | int] = (1, 1),
     events: Mapping[str, Sequence[Decimal]] | None = None,
 ) -> list[InvoiceLine]:
     """One line per meter with usage, plus the plan's always-charged meters (at 0 usage)."""

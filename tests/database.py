@@ -8,7 +8,8 @@ TABLES = (
     "raw.usage_events, raw.usage_dead_letters, raw.counter_snapshots, raw.infra_costs, meterline.invoice_reconciliation, "
     "meterline.invoice_lines, meterline.invoices, meterline.stripe_customers, meterline.alerts, "
     "meterline.api_keys, meterline.subscriptions, meterline.tenants, meterline.price_tiers, "
-    "meterline.installation, meterline.plan_meters, meterline.plans, meterline.meters"
+    "meterline.installation, meterline.plan_meters, meterline.plans, meterline.meters, "
+    "meterline.rating_rules"
 )
 DBT_SCHEMAS = ("analytics", "analytics_staging", "analytics_intermediate")
 

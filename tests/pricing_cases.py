@@ -4,6 +4,7 @@ rounding up/down, flat_fee_from_zero, min/max per charge, prorate) and the days 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -239,4 +240,49 @@ PERCENTAGE_HAND_WORKED = [
     # event are "not subject to the fixed fee"; 1.2% + $0.10 with the first 3 events free of
     # the fee, 5 events of $10 -> 5 * 0.12 + 2 * 0.10 = $0.80.
     ("lago free events", _percent("1.2", "0.10", free_events=3), [D(10)] * 5, "USD", 80),
+]  # fmt: skip
+
+
+def _plan(plan_id: str, name: str, base_fee: str, meter: PlanMeter, currency: str = "USD"):
+    from billing.catalog import Plan
+
+    return Plan(plan_id, name, D(base_fee), currency, meters={"api_calls": meter})
+
+
+SEPT = datetime(2026, 9, 1, tzinfo=UTC)
+
+# (name, currency, plan before, plan after, change instant, events (instant, calls), expected
+# lines in minor units) for September 2026 (30 days). Worked by hand; each segment's tiers and
+# included units start from zero at the change (Lago: "tiers restart"; Stripe: usage after the
+# change is on the new price).
+PLAN_CHANGE_HAND_WORKED = [
+    # Upgrade on Sep 11 00:00 (10 days on Basic, 20 on Plus). Basic: $30/month, 1,000 calls
+    # included, then $0.01; Plus: $90/month, 10,000 included, then $0.005; neither prorated.
+    # Base fee 30 * 10/30 + 90 * 20/30 = $70. 3,000 calls on Sep 5 on Basic: 2,000 * $0.01 =
+    # $20. 12,000 calls on Sep 20 on Plus: 2,000 * $0.005 = $10. (The old rule rated all
+    # 15,000 on Plus: 5,000 * $0.005 = $25.)
+    ("mid-month upgrade", "USD",
+     _plan("basic", "Basic", "30", _meter(
+         "graduated", _tiers((None, "0.01", "0", None)), included=D(1000))),
+     _plan("plus", "Plus", "90", _meter(
+         "graduated", _tiers((None, "0.005", "0", None)), included=D(10000))),
+     SEPT + timedelta(days=10),
+     ((SEPT + timedelta(days=4), D(3000)), (SEPT + timedelta(days=19), D(12000))),
+     {"base_fee": 7000, "usage:api_calls@xp{}.v1": 2000, "usage:api_calls@xq{}.v1": 1000}),
+    # Downgrade on Sep 21 00:00 (20 days = 2/3 of the month on Scale, 10 days = 1/3 on Lite),
+    # both prorated: Scale $300/month, up to 100,000 calls at $0.002 then $0.001; Lite $0,
+    # 10,000 free then $0.01. Base fee 300 * 2/3 = $200. Scale's first tier shrinks to
+    # 66,666.666667 calls: 150,000 calls on Sep 10 cost 66,666.666667 * $0.002 + 83,333.333333
+    # * $0.001 = $216.666666667 -> $216.67. Lite's free tier shrinks to 3,333.333333: 8,000
+    # calls on Sep 25 cost 4,666.666667 * $0.01 = $46.67.
+    ("mid-month downgrade, prorated", "USD",
+     _plan("scale", "Scale", "300", _meter(
+         "graduated", _tiers(("100000", "0.002", "0", None), (None, "0.001", "0", None)),
+         prorate=True)),
+     _plan("lite", "Lite", "0", _meter(
+         "graduated", _tiers(("10000", "0", "0", None), (None, "0.01", "0", None)),
+         prorate=True)),
+     SEPT + timedelta(days=20),
+     ((SEPT + timedelta(days=9), D(150000)), (SEPT + timedelta(days=24), D(8000))),
+     {"base_fee": 20000, "usage:api_calls@xp{}.v1": 21667, "usage:api_calls@xq{}.v1": 4667}),
 ]  # fmt: skip

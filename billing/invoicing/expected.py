@@ -15,6 +15,8 @@ from billing.invoicing.errors import InvoicingError
 from billing.rating import describe_usage
 
 LINES_TABLE = "analytics.fct_invoice_lines"
+# in a line key, what names a usage segment of a month with a plan change: 'usage:<meter>@<plan>.v<n>'
+SEGMENT_MARK = "@"
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def _description(
     row: Any, quantity: Decimal, units: dict[str, str], plan_names: dict[str, str]
 ) -> str:
     if row.meter and row.line_type != "base_fee":
+        if SEGMENT_MARK in row.line_key:  # a usage segment: the mart's text names its period
+            return row.description
         return describe_usage(row.meter, quantity, units.get(row.meter))
     if row.line_type == "base_fee" and row.plan_id in plan_names:
         return row.description or f"{plan_names[row.plan_id]} plan base fee"

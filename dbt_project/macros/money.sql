@@ -8,3 +8,11 @@
 {% macro format_quantity(quantity) -%}
     rtrim(to_char(({{ quantity }})::numeric, 'FM999,999,999,999,999,990.999999'), '.')
 {%- endmacro %}
+
+{#- What a usage line of one segment of a month with a plan change adds to its description
+    (billing.rating.segment_note): ' on Pro v2, 2026-09-16 12:00 to 2026-10-01 00:00 UTC'. -#}
+{% macro segment_note(plan_name, plan_version, usage_from, usage_to) -%}
+    ' on ' || {{ plan_name }} || ' v' || {{ plan_version }} || ', '
+        || to_char({{ usage_from }} at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' to '
+        || to_char({{ usage_to }} at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
+{%- endmacro %}

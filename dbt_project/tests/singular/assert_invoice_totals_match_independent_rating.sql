@@ -10,11 +10,15 @@
       in the month (in_force intersected with the month; an open term runs to the month end)
       / seconds in the month, rounded once half-up to the currency's minor unit (no line when
       the currency's minor unit is unknown);
-    usage     = per meter, the month's raw events aggregated by the meter's aggregation (sum,
-      count, max, the latest event for last, distinct dimension values for unique_count),
-      priced on that plan's pricing (graduated, volume, package, flat; none or unlisted: 0) over
-      max(0, quantity - included) with the price tiers, each meter rounded half-up to the minor
-      unit (2 digits when unknown);
+    segments  = the month cut at each plan change: consecutive terms on the same plan version
+      are one segment; the first segment starts at the month start, each one ends where the
+      next one's first term starts, the last at the month end; a month before the one
+      meterline.rating_rules names for 'usage_segments' is one segment on that plan;
+    usage     = per segment and meter, the raw events that occurred in the segment aggregated by
+      the meter's aggregation (sum, count, max, the latest event for last, distinct dimension
+      values for unique_count), priced on the segment's plan version (graduated, volume,
+      package, flat; none or unlisted: 0) over max(0, quantity - included) with its price
+      tiers, each rounded half-up to the minor unit (2 digits when unknown);
     total     = base fee + usage; line_count = the non-zero ones among them.
     fct_invoice_lines holds no prior-period adjustments (the billing assets add those to
     meterline.invoice_lines), so there is no adjustment term.
@@ -111,52 +115,119 @@ expected_invoices as (
     left join currencies on currencies.currency = coalesce(tenants.currency, plans.currency)
 ),
 
--- per tenant, meter and UTC month: the additive aggregates of the events and the instant of
+-- the month cut at each change of plan version: a term opens a segment unless it is on the
+-- version of the term before it
+term_changes as (
+    select
+        terms.*,
+        (terms.plan_id, terms.plan_version) is distinct from (
+            lag(terms.plan_id) over by_start, lag(terms.plan_version) over by_start
+        ) and (
+            lag(terms.plan_id) over by_start is null
+            or terms.month >= coalesce((
+                select max(rules.effective_from)
+                from {{ source('meterline', 'rating_rules') }} as rules
+                where rules.rule = 'usage_segments'
+            ), '-infinity'::date)
+        ) as opens_segment
+    from terms
+    window by_start as (partition by terms.tenant_id, terms.month order by lower(terms.in_month))
+),
+
+term_runs as (
+    select
+        term_changes.*,
+        count(*) filter (where opens_segment) over (
+            partition by tenant_id, month order by lower(in_month)
+            rows unbounded preceding
+        ) as segment_no
+    from term_changes
+),
+
+segment_starts as (
+    select
+        tenant_id,
+        month,
+        segment_no,
+        (array_agg(plan_id order by lower(in_month) desc))[1] as plan_id,
+        (array_agg(plan_version order by lower(in_month) desc))[1] as plan_version,
+        min(month_start) as month_start,
+        min(month_end) as month_end,
+        min(lower(in_month)) as first_start
+    from term_runs
+    group by tenant_id, month, segment_no
+),
+
+segments as (
+    select
+        tenant_id,
+        month,
+        segment_no,
+        plan_id,
+        plan_version,
+        case when segment_no = 1 then month_start else first_start end as window_from,
+        coalesce(
+            lead(first_start) over (partition by tenant_id, month order by segment_no), month_end
+        ) as window_to
+    from segment_starts
+),
+
+-- the events of each segment (matched on the month first, then on the instant)
+segment_events as (
+    select segments.segment_no, segments.month, events.*
+    from events
+    inner join segments
+        on segments.tenant_id = events.tenant_id
+        and segments.month = date_trunc('month', events.occurred_at at time zone 'UTC')::date
+        and events.occurred_at >= segments.window_from
+        and events.occurred_at < segments.window_to
+    {%- if min_date and max_date %}
+    where events.occurred_at >= (select min(month_start) from months)
+      and events.occurred_at < (select max(month_end) from months)
+    {%- endif %}
+),
+
+-- per tenant, segment and meter: the additive aggregates of the events and the instant of
 -- the latest one
 event_totals as (
     select
         tenant_id,
         meter,
-        date_trunc('month', occurred_at at time zone 'UTC')::date as month,
+        month,
+        segment_no,
         sum(value) as sum_value,
         count(*) as event_count,
         max(value) as max_value,
         max(occurred_at) as last_at
-    from events
-    {%- if min_date and max_date %}
-    where occurred_at >= (select min(month_start) from months)
-      and occurred_at < (select max(month_end) from months)
-    {%- endif %}
-    group by 1, 2, 3
+    from segment_events
+    group by 1, 2, 3, 4
 ),
 
--- unique_count meters: how many distinct values of the meter's dimension the month saw
+-- unique_count meters: how many distinct values of the meter's dimension the segment saw
 distinct_values as (
-    select tenant_id, meter, month, count(dimension_value) as distinct_count
+    select tenant_id, meter, month, segment_no, count(dimension_value) as distinct_count
     from (
         select distinct
-            events.tenant_id,
-            events.meter,
-            date_trunc('month', events.occurred_at at time zone 'UTC')::date as month,
-            events.dimensions ->> meters.unique_dimension as dimension_value
-        from events
-        inner join meters on meters.meter = events.meter
+            segment_events.tenant_id,
+            segment_events.meter,
+            segment_events.month,
+            segment_events.segment_no,
+            segment_events.dimensions ->> meters.unique_dimension as dimension_value
+        from segment_events
+        inner join meters on meters.meter = segment_events.meter
         where meters.aggregation = 'unique_count'
-        {%- if min_date and max_date %}
-          and events.occurred_at >= (select min(month_start) from months)
-          and events.occurred_at < (select max(month_end) from months)
-        {%- endif %}
-    ) as month_values
-    group by tenant_id, meter, month
+    ) as segment_values
+    group by tenant_id, meter, month, segment_no
 ),
 
--- last meters: the value of the month's latest event (ties: the greatest event_id), found
+-- last meters: the value of the segment's latest event (ties: the greatest event_id), found
 -- through the index on occurred_at
 latest_values as (
     select
         event_totals.tenant_id,
         event_totals.meter,
         event_totals.month,
+        event_totals.segment_no,
         latest.value
     from event_totals
     inner join meters using (meter)
@@ -177,6 +248,7 @@ quantities as (
         event_totals.tenant_id,
         event_totals.meter,
         event_totals.month,
+        event_totals.segment_no,
         case meters.aggregation
             when 'sum' then event_totals.sum_value
             when 'count' then event_totals.event_count::numeric
@@ -186,27 +258,29 @@ quantities as (
         end as quantity
     from event_totals
     inner join meters using (meter)
-    left join distinct_values using (tenant_id, meter, month)
-    left join latest_values using (tenant_id, meter, month)
+    left join distinct_values using (tenant_id, meter, month, segment_no)
+    left join latest_values using (tenant_id, meter, month, segment_no)
 ),
 
--- usage of a month with a plan, and what that plan charges for it
+-- usage of a segment, and what the segment's plan version charges for it
 billables as (
     select
         quantities.tenant_id,
         quantities.meter,
         quantities.month,
-        expected_invoices.plan_id,
-        expected_invoices.plan_version,
+        quantities.segment_no,
+        segments.plan_id,
+        segments.plan_version,
         expected_invoices.minor_unit,
         plan_meters.pricing_model,
         plan_meters.package_size,
         greatest(quantities.quantity - plan_meters.included_quantity, 0) as billable
     from quantities
+    inner join segments using (tenant_id, month, segment_no)
     inner join expected_invoices using (tenant_id, month)
     left join plan_meters
-        on plan_meters.plan_id = expected_invoices.plan_id
-        and plan_meters.plan_version = expected_invoices.plan_version
+        on plan_meters.plan_id = segments.plan_id
+        and plan_meters.plan_version = segments.plan_version
         and plan_meters.meter = quantities.meter
 ),
 
@@ -227,6 +301,7 @@ graduated as (
         billables.tenant_id,
         billables.meter,
         billables.month,
+        billables.segment_no,
         sum(
             greatest(least(billables.billable, coalesce(tiers.up_to, billables.billable)) - tiers.tier_floor, 0)
                 * tiers.unit_price
@@ -235,22 +310,24 @@ graduated as (
     from billables
     inner join tiers using (plan_id, plan_version, meter)
     where billables.pricing_model = 'graduated'
-    group by billables.tenant_id, billables.meter, billables.month
+    group by billables.tenant_id, billables.meter, billables.month, billables.segment_no
 ),
 
 -- volume: all billable units at the price of the first tier reaching the total
 volume as (
-    select distinct on (billables.tenant_id, billables.meter, billables.month)
+    select distinct on (billables.tenant_id, billables.meter, billables.month, billables.segment_no)
         billables.tenant_id,
         billables.meter,
         billables.month,
+        billables.segment_no,
         billables.billable * tiers.unit_price + tiers.flat_fee as amount
     from billables
     inner join tiers using (plan_id, plan_version, meter)
     where billables.pricing_model = 'volume'
       and billables.billable > 0
       and (tiers.up_to is null or tiers.up_to >= billables.billable)
-    order by billables.tenant_id, billables.meter, billables.month, tiers.tier_index
+    order by billables.tenant_id, billables.meter, billables.month, billables.segment_no,
+        tiers.tier_index
 ),
 
 -- package: whole packages at the first tier's unit price; flat: the first tier's flat fee
@@ -259,6 +336,7 @@ package_and_flat as (
         billables.tenant_id,
         billables.meter,
         billables.month,
+        billables.segment_no,
         case billables.pricing_model
             when 'package' then
                 ceil(billables.billable / coalesce(billables.package_size, 1)) * tiers.unit_price
@@ -280,9 +358,9 @@ usage_charges as (
                 * power(10::numeric, coalesce(billables.minor_unit, 2))
         )::bigint as amount
     from billables
-    left join graduated using (tenant_id, meter, month)
-    left join volume using (tenant_id, meter, month)
-    left join package_and_flat using (tenant_id, meter, month)
+    left join graduated using (tenant_id, meter, month, segment_no)
+    left join volume using (tenant_id, meter, month, segment_no)
+    left join package_and_flat using (tenant_id, meter, month, segment_no)
 ),
 
 usage_totals as (

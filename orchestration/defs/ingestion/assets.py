@@ -23,6 +23,7 @@ control_tables = [
         "price_tiers": "Price tiers per plan version and meter (`meterline catalog load`).",
         "tenants": "Tenants (`meterline tenants create|cancel`).",
         "subscriptions": "Plan history with effective dates and the plan version paid (`meterline tenants set-plan`, `meterline plans migrate`).",
+        "rating_rules": "First month each rating rule applies to (migration 0010_usage_segments: usage split at a mid-month plan change).",
     }.items()
 ]
 

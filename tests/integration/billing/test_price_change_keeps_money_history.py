@@ -129,6 +129,14 @@ def test_raising_a_price_reprices_only_migrated_tenants_from_the_migration_insta
     moved = cli("plans", "migrate", "pro", "--to-version", "2", "--at", "2026-10-16",
                 "--tenant", "bolt")  # fmt: skip
     assert "1 tenant(s) moved to pro version 2" in moved
+    with db.begin() as conn:  # bolt's calls after the migration, on version 2
+        conn.execute(
+            text(
+                "insert into raw.usage_events (tenant_id, event_id, meter, value, occurred_at,"
+                " received_at) values ('bolt', 'bolt-late-oct', 'api_calls', 520000, :at, :at)"
+            ),
+            {"at": datetime(2026, 10, 25, tzinfo=UTC)},
+        )
 
     build_marts(test_services.database_url, tmp_path, "2026-11-05T00:00:00Z")
     invoice(db, client, OCT)
@@ -143,9 +151,15 @@ def test_raising_a_price_reprices_only_migrated_tenants_from_the_migration_insta
     acme, bolt = invoice_lines(db, "acme", OCT), invoice_lines(db, "bolt", OCT)
     assert not [k for k in (*acme, *bolt) if k.startswith("adjustment:")]
     assert acme == {"base_fee": 9900, "usage:api_calls": 10000}  # still version 1
-    # bolt: $99 x 15/31 + $129 x 16/31 = $114.4839 (October prorated between the versions),
-    # October's usage on version 2 (in force at month end): 100,000 x $0.002
-    assert bolt == {"base_fee": 11448, "usage:api_calls": 20000}
+    # bolt: $99 x 15/31 + $129 x 16/31 = $114.4839 (October prorated between the versions);
+    # October's usage is split at the migration: the 600,000 calls of Oct 10 were made on
+    # version 1 (100,000 x $0.001); the 520,000 of Oct 25 on version 2, whose 500,000 included
+    # calls start from zero (20,000 x $0.002)
+    assert bolt == {
+        "base_fee": 11448,
+        "usage:api_calls@pro.v1": 10000,
+        "usage:api_calls@pro.v2": 4000,
+    }
     with db.connect() as conn:
         mrr = dict(
             conn.execute(

@@ -19,10 +19,10 @@ from sqlalchemy import text
 
 from billing.catalog import load_catalog
 from billing.invoicing import InvoicingError, create_invoices
-from billing.rating import rate_invoice
+from billing.rating import InvoiceLine, PlanSpan, rate_invoice, rate_period
 from billing.reconciliation import reconcile
 from billing.stripe_client import RetryPolicy, make_stripe_client, metadata_of
-from meterline.core.tenants import create_tenant
+from meterline.core.tenants import create_tenant, set_plan
 from tests.integration.billing.conftest import admin
 
 D = Decimal
@@ -81,13 +81,15 @@ class Mart:
             )
 
     def put(self, tenant_id: str, month: date, plan_id: str, usage: dict, currency: str = "USD"):
-        plan = CATALOG.plans[plan_id]
+        self.put_lines(tenant_id, month, rate_invoice(CATALOG.plans[plan_id], usage, currency))
+
+    def put_lines(self, tenant_id: str, month: date, lines: list[InvoiceLine]) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 text("delete from analytics.fct_invoice_lines where tenant_id = :t and month = :m"),
                 {"t": tenant_id, "m": month},
             )
-            for line in rate_invoice(plan, usage, currency):
+            for line in lines:
                 conn.execute(
                     text(
                         """
@@ -97,8 +99,8 @@ class Mart:
                     ),
                     {
                         "t": tenant_id, "m": month, "k": line.line_key, "lt": line.line_type,
-                        "meter": line.meter, "plan": plan_id, "q": line.quantity, "a": line.amount,
-                        "c": currency, "d": line.description,
+                        "meter": line.meter, "plan": line.plan_id, "q": line.quantity,
+                        "a": line.amount, "c": line.currency, "d": line.description,
                     },
                 )  # fmt: skip
 
@@ -163,6 +165,39 @@ def test_payg_acceptance_invoice(db, mart, client):
     assert (rec.stripe_invoice_id, rec.status, rec.amount_due) == (invoice.id, "open", 240325)
     assert rec.usage_cutoff == cutoff(SEP) and items == 3 and cust == invoice.customer
     assert "$" not in result.markdown() and "2,403.25 USD" in result.markdown()
+
+
+def test_a_month_with_a_plan_change_is_invoiced_per_usage_segment(db, mart, client):
+    change = datetime(2026, 9, 16, 6, 30, tzinfo=UTC)
+    create_tenant(db, "acme", "payg", at=date(2026, 1, 1))
+    set_plan(db, "acme", "pro", at=change)
+    spans = [
+        PlanSpan(CATALOG.plans["payg"], datetime(2026, 1, 1, tzinfo=UTC), change),
+        PlanSpan(CATALOG.plans["pro"], change),
+    ]
+    lines = rate_period(
+        spans, {}, SEP,
+        segment_usage=[{"api_calls": D(30_000)}, {"api_calls": D(600_000)}],
+    )  # fmt: skip
+    mart.put_lines("acme", SEP, lines)
+
+    create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+
+    [invoice] = stripe_invoices(client, SEP)
+    # base fee: $99 for 14 days 17.5 hours of 30 = $48.60625 -> $48.61; payg's 30,000 calls - 10,000
+    # free = $20; pro's 600,000 calls from zero - 500,000 included = $100
+    assert lines_of(client, invoice) == [
+        ("base_fee", 4861),
+        ("usage:api_calls@payg.v1", 2000),
+        ("usage:api_calls@pro.v1", 10000),
+    ]
+    assert invoice.total == 4861 + 2000 + 10000
+    assert sorted(
+        li.description for li in invoice.lines.data if "usage:" in li.metadata["line_key"]
+    ) == [
+        "API calls: 30,000 calls on Pay as you go v1, 2026-09-01 00:00 to 2026-09-16 06:30 UTC",
+        "API calls: 600,000 calls on Pro v1, 2026-09-16 06:30 to 2026-10-01 00:00 UTC",
+    ]
 
 
 def _three_tenants(db, mart):

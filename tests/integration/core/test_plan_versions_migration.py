@@ -1,7 +1,9 @@
 """Upgrading a database in use (tenants, plan changes, usage, finalized invoices) from
 0005_usage_dead_letters to plan versions changes no amount: the invoices stay as they were,
 the marts rebuilt on the upgraded schema rate every past month exactly as invoiced (so no
-prior-period adjustment appears) and MRR history is what it was."""
+prior-period adjustment appears) and MRR history is what it was. That includes bolt's August,
+invoiced with its usage on the plan in force at month end: the upgrade to usage segments
+(0010_usage_segments) applies them only from the month after the last invoice."""
 
 from __future__ import annotations
 
@@ -93,6 +95,10 @@ def test_upgrading_a_database_in_use_to_plan_versions_changes_no_amount(
             text("select distinct plan_version from meterline.plan_in_force")
         ).scalars()
         assert list(versions) == [1]
+        split_from = conn.execute(
+            text("select effective_from from meterline.rating_rules where rule = 'usage_segments'")
+        ).scalar()
+        assert split_from == OCT  # the month after the last invoiced one
 
     dbt_build(
         empty_database, "--select", "+fct_invoice_lines", "+fct_mrr_summary",

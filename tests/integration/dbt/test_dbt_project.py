@@ -252,7 +252,13 @@ def test_seed_pricing_mrr_bridge_allocation_and_docs(db, dbt_target):
     create_tenant(db, "flat", "pro", at=month_start(now, 4))
     create_tenant(db, "down", "pro", at=month_start(now, 4))
     set_plan(db, "down", "starter", at=month_start(now, 2) + timedelta(days=1))
+    # a plan change this month, halfway through the time elapsed so far
+    moved_at = month_start(now) + (now - month_start(now)) / 2
+    create_tenant(db, "mover", "payg", at=month_start(now, 3))
+    set_plan(db, "mover", "pro", at=moved_at)
     ev = Events("s")
+    ev.add("mover", "api_calls", 30_000, month_start(now))  # payg: 20,000 x $0.001 = $20
+    ev.add("mover", "api_calls", 1_000, now - timedelta(seconds=1))  # pro: far below included
     for i in range(10):
         ev.add("big", "api_calls", 1_000_000, month + timedelta(hours=i))
     for value, h in ((50, 1), (150, 40), (120, 300)):
@@ -340,6 +346,18 @@ def test_seed_pricing_mrr_bridge_allocation_and_docs(db, dbt_target):
     assert overview["flat"].plan_id == "pro"
     assert overview["flat"].estimated_cost == 9900 and overview["flat"].currency == "USD"
     assert overview["t_new"].top_meter is not None
+    # this month's projection after a plan change: the payg segment as rated ($20, not
+    # extrapolated), the pro segment's calls extrapolated over its own time (still included)
+    with db.connect() as conn:
+        mover_base_fee = conn.execute(
+            text(
+                "select base_fee_amount from analytics.fct_invoices"
+                " where tenant_id = 'mover' and month = :m"
+            ),
+            {"m": month_start(now).date()},
+        ).scalar()
+    assert overview["mover"].projected_cost == mover_base_fee + 2000
+    assert overview["mover"].estimated_cost == mover_base_fee + 2000
 
     dbt_command(url, "docs", "generate", target_path=dbt_target)
     manifest = json.loads((dbt_target / "manifest.json").read_text())
@@ -402,12 +420,19 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
         conn.execute(text(EXTRA_CATALOG))
     create_tenant(db, "mixer", "starter", at=month_start(now, 3))
     set_plan(db, "mixer", "mix", at=month + timedelta(days=10, hours=13))  # prorated base fee
+    # payg -> pro in the middle of the month: usage before and after the change is rated on its
+    # own plan, each from zero (and the check recomputes it independently)
+    change = month + timedelta(days=15, hours=6, minutes=30, seconds=15)
+    create_tenant(db, "switcher", "payg", at=month_start(now, 3))
+    set_plan(db, "switcher", "pro", at=change)
     create_tenant(db, "jp", "yen", currency="JPY", at=month_start(now, 2) + timedelta(days=17))
     create_tenant(db, "big", "payg", at=month_start(now, 3))
     cancel_tenant(db, "big", at=month + timedelta(days=20))  # usage rated on its last plan
     ev = Events("i")
     for i in range(12):
         at = month + timedelta(days=i, hours=i)
+        ev.add("jp", "api_calls", Decimal("102.9"), at)
+        at = month + timedelta(days=11 + i, hours=i)  # on mix (from day 11, 13:00)
         ev.add("mixer", "api_calls", Decimal("1028.875"), at)
         ev.add("mixer", "bandwidth_gb", Decimal("1.9"), at)
         ev.add("mixer", "compute_seconds", 5, at)
@@ -415,7 +440,10 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
         ev.add("mixer", "gauge", 20 - i, at)  # the last value (9) counts, not the peak
         ev.add("mixer", "requests", 1, at)
         ev.add("mixer", "active_users", 1, at, user=f"u{i % 7}")
-        ev.add("jp", "api_calls", Decimal("102.9"), at)
+    ev.add("switcher", "api_calls", 30_000, month + timedelta(days=1))
+    ev.add("switcher", "storage_gb", 150, month + timedelta(days=2))
+    ev.add("switcher", "api_calls", 600_000, change)  # at the change instant: on pro
+    ev.add("switcher", "storage_gb", 60, month + timedelta(days=25))
     for value, hours in ((50, 1), (150, 40), (120, 300)):
         ev.add("big", "storage_gb", value, month + timedelta(hours=hours))
     ev.add("big", "api_calls", 150_000, month + timedelta(days=2))
@@ -435,6 +463,34 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
     mix_meters = ("api_calls", "bandwidth_gb", "compute_seconds", "storage_gb", "gauge", "requests")
     assert {("mixer", m) for m in (*mix_meters, "active_users")} <= charged  # every pricing model
     assert {("jp", "api_calls"), ("big", "storage_gb"), ("big", "api_calls")} <= charged
+    with db.connect() as conn:
+        switcher = {
+            r.line_key: (r.amount, r.plan_id, r.description)
+            for r in conn.execute(
+                text(
+                    "select * from analytics.fct_invoice_lines"
+                    " where month = :m and tenant_id = 'switcher' and line_type = 'usage'"
+                ),
+                {"m": month.date()},
+            )
+        }
+    # payg: 30,000 calls - 10,000 free = $20; a 150 GB peak = $31.25. pro, from zero: 600,000
+    # calls - 500,000 included = $100; a 60 GB peak - 50 included = $2.50. (Rated on pro as a
+    # whole month it would have been 630,000 calls -> $130 and a 150 GB peak -> $25.)
+    assert {key: amount for key, (amount, *_) in switcher.items()} == {
+        "usage:api_calls@payg.v1": 2000,
+        "usage:storage_gb@payg.v1": 3125,
+        "usage:api_calls@pro.v1": 10000,
+        "usage:storage_gb@pro.v1": 250,
+    }
+    assert switcher["usage:api_calls@pro.v1"][1:] == (
+        "pro",
+        f"API calls: 600,000 calls on Pro v1, {change:%Y-%m-%d %H:%M} to "
+        f"{month_start(now):%Y-%m-%d %H:%M} UTC",
+    )
+    assert switcher["usage:storage_gb@payg.v1"][2].endswith(
+        f" on Pay as you go v1, {month:%Y-%m-%d} 00:00 to {change:%Y-%m-%d %H:%M} UTC"
+    )
 
     # 1. the catalog's price no longer is the price invoiced: the check names that invoice
     with db.begin() as conn:
@@ -495,3 +551,33 @@ def test_invoice_check_recomputes_every_pricing_model_and_fails_on_corrupt_data(
     assert {(f[1], f[2]) for f in failures} == {("big", month.date())}
     # storage on payg: 150 GB = $31.25, 50 GB = $11.25
     assert [f[4] - f[3] for f in failures] == [2000]
+
+    # 3. a month invoiced before the upgrade to usage segments (migration 0010 records the first
+    #    month after the last invoice) keeps the month-end rule: with the rule from this month on,
+    #    last month's payg -> pro switch is rated as one month on pro, as it was invoiced; the
+    #    check recomputes it the same way (only the corrupted 'big' still fails)
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "insert into meterline.rating_rules (rule, effective_from) values"
+                " ('usage_segments', :m) on conflict (rule) do update"
+                " set effective_from = excluded.effective_from"
+            ),
+            {"m": month_start(now).date()},
+        )
+    dbt_command(url, "run", "--select", "int_usage_segments+", target_path=dbt_target)
+    with db.connect() as conn:
+        switcher_lines = dict(
+            conn.execute(
+                text(
+                    "select line_key, amount from analytics.fct_invoice_lines"
+                    " where month = :m and tenant_id = 'switcher' and line_type = 'usage'"
+                ),
+                {"m": month.date()},
+            ).all()
+        )
+    # on pro all month: 630,000 calls - 500,000 = $130; a 150 GB peak - 50 GB = $25
+    assert switcher_lines == {"usage:api_calls": 13000, "usage:storage_gb": 2500}
+    with pytest.raises(DbtError, match=INVOICE_CHECK):
+        dbt_command(url, "test", "--select", INVOICE_CHECK, target_path=dbt_target)
+    assert {(f[1], f[2]) for f in invoice_check_failures(db, dbt_target)} == {("big", month.date())}

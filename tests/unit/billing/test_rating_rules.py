@@ -12,6 +12,7 @@ from billing.rating import (
     RatingError,
     describe_usage,
     invoice_total,
+    plan_segments,
     rate_invoice,
     rate_meter,
     rate_period,
@@ -170,19 +171,57 @@ def test_describe_usage():
     assert describe_usage("storage_gb", D("150.500")) == "Storage (peak): 150.5 GB"
 
 
-def test_mid_month_plan_change_prorates_base_fee_and_rates_usage_on_final_plan():
+def test_mid_month_plan_change_prorates_base_fee_and_rates_each_segment_on_its_plan():
     starter, pro = CATALOG.plans["starter"], CATALOG.plans["pro"]
     change = datetime(2026, 9, 16, tzinfo=UTC)  # 15 of 30 days on each
     spans = [
         PlanSpan(starter, datetime(2026, 1, 1, tzinfo=UTC), change),
         PlanSpan(pro, change, None),
     ]
-    lines = rate_period(spans, {"api_calls": D(600_000)}, date(2026, 9, 1))
+    segments = plan_segments(spans, date(2026, 9, 1))
+    assert [(s.key_suffix, s.usage_from.day, s.usage_to.month) for s in segments] == [
+        ("@starter.v1", 1, 9),
+        ("@pro.v1", 16, 10),
+    ]
+    # 50,000 calls on starter (pricing none) + 550,000 on pro: pro's 500,000 included units
+    # start from zero at the change, so 50,000 are billed at $0.001
+    lines = rate_period(
+        spans,
+        {"api_calls": D(600_000)},
+        date(2026, 9, 1),
+        segment_usage=[{"api_calls": D(50_000)}, {"api_calls": D(550_000)}],
+    )
     assert [(line.line_key, line.amount) for line in lines] == [
         ("base_fee", 6400),  # 29/2 + 99/2, one line rounded once
-        ("usage:api_calls", 10000),
+        ("usage:api_calls@pro.v1", 5000),
     ]
     assert lines[0].description == "Base fee, prorated: Starter 50.0% + Pro 50.0%"
+    assert lines[1].description == (
+        "API calls: 550,000 calls on Pro v1, 2026-09-16 00:00 to 2026-10-01 00:00 UTC"
+    )
+    with pytest.raises(RatingError, match="2 usage segments"):
+        rate_period(spans, {"api_calls": D(600_000)}, date(2026, 9, 1))
+
+
+def test_a_change_back_to_the_same_version_is_one_segment_and_a_return_is_numbered():
+    starter, pro = CATALOG.plans["starter"], CATALOG.plans["pro"]
+    at = [datetime(2026, 9, d, tzinfo=UTC) for d in (5, 10, 20)]
+    # pro -> pro (a cancel and resubscribe, gap included) is one segment
+    same = [PlanSpan(pro, datetime(2026, 1, 1, tzinfo=UTC), at[0]), PlanSpan(pro, at[1])]
+    assert [s.key_suffix for s in plan_segments(same, date(2026, 9, 1))] == ["@pro.v1"]
+    back = [
+        PlanSpan(pro, datetime(2026, 1, 1, tzinfo=UTC), at[0]),
+        PlanSpan(starter, at[0], at[1]),
+        PlanSpan(pro, at[1], at[2]),
+        PlanSpan(pro, at[2], None, version=2),
+    ]
+    assert [s.key_suffix for s in plan_segments(back, date(2026, 9, 1))] == [
+        "@pro.v1",
+        "@starter.v1",
+        "@pro.v1#2",
+        "@pro.v2",
+    ]
+
     # a plan for the whole month: no proration, plain key
     whole = rate_period([PlanSpan(pro, datetime(2026, 1, 1, tzinfo=UTC))], {}, date(2026, 9, 1))
     assert [(line.line_key, line.amount) for line in whole] == [("base_fee", 9900)]

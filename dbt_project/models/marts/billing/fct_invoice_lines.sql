@@ -1,6 +1,9 @@
 {#- Rated invoice lines per tenant and month (the open month is an estimate to date).
     One base-fee line (prorated by time on each plan when the plan changed during the month)
-    and one line per charged meter, rated on the plan in force at month end. Each line is
+    and one line per charged meter and usage segment (int_usage_months_rated): a month on one
+    plan version has one segment and its lines are keyed 'usage:<meter>'; a month with a plan
+    change has one line per meter and segment, keyed 'usage:<meter>@<plan_id>.v<version>'
+    (int_usage_segments.line_key_suffix) and described with the plan and the period covered. Each line is
     rounded half-up once to the currency's minor unit; zero-amount lines are omitted.
     Then the month-end plan's invoice floor and cap (int_plan_spend_limits) act on the total of
     those rounded lines: a 'minimum_commitment' line tops a smaller total up to the
@@ -37,7 +40,9 @@ usage_lines as (
     select
         rated_usage.tenant_id,
         rated_usage.month,
-        'usage:' || rated_usage.meter as line_key,
+        'usage:' || rated_usage.meter
+            || case when rated_usage.segment_count > 1 then rated_usage.line_key_suffix else '' end
+            as line_key,
         'usage' as line_type,
         rated_usage.meter,
         rated_usage.plan_id,
@@ -48,7 +53,14 @@ usage_lines as (
         rated_usage.currency,
         {{ meter_label('labels.label', 'rated_usage.meter') }}
             || ': ' || {{ format_quantity('rated_usage.quantity') }}
-            || ' ' || coalesce(meters.unit, '') as description
+            || ' ' || coalesce(meters.unit, '')
+            || case
+                when rated_usage.segment_count > 1 then {{ segment_note(
+                    'rated_usage.plan_name', 'rated_usage.plan_version',
+                    'rated_usage.usage_from', 'rated_usage.usage_to'
+                ) }}
+                else ''
+            end as description
     from rated_usage
     left join meters on meters.meter = rated_usage.meter
     left join labels on labels.meter = rated_usage.meter

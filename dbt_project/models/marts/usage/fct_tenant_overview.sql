@@ -1,7 +1,9 @@
 {#- Every tenant with its current plan, the meter closest to (or furthest over) its limit this
     month, the estimated cost to date (this month's invoice so far) and the projected month-end
     cost: additive meters (sum, count) are extrapolated linearly over the elapsed share of the
-    month; peak, last and unique-count meters are taken as they stand. Each projected line is
+    month (after a plan change this month: the earlier usage segments as rated, the current one
+    extrapolated over its own elapsed share); peak, last and unique-count meters are taken as
+    they stand. Each projected line is
     rated with the same rated_amount macro and rounded once, like an invoice line. -#}
 
 with
@@ -57,8 +59,9 @@ elapsed as (
 projected_usage as (
     select
         rated_usage.tenant_id,
-        sum(
-            {{ to_minor_units(
+        sum(case
+            -- a month on one plan: the month's usage extrapolated over the elapsed share
+            when rated_usage.segment_count = 1 then {{ to_minor_units(
                 rated_amount(
                     'rated_usage.plan_id',
                     'rated_usage.meter',
@@ -69,7 +72,23 @@ projected_usage as (
                 ),
                 'coalesce(rated_usage.minor_unit, 2)'
             ) }}
-        ) as projected_usage_amount
+            -- a plan change this month: the segments before the current one as rated
+            when rated_usage.usage_to <= {{ as_of() }} then rated_usage.amount
+            -- the current segment's usage extrapolated over its elapsed share
+            else {{ to_minor_units(
+                rated_amount(
+                    'rated_usage.plan_id',
+                    'rated_usage.meter',
+                    "case when meters.aggregation in ('sum', 'count') and " ~ as_of() ~ " > rated_usage.usage_from
+                          then rated_usage.quantity
+                              * extract(epoch from rated_usage.usage_to - rated_usage.usage_from)::numeric
+                              / extract(epoch from " ~ as_of() ~ " - rated_usage.usage_from)::numeric
+                          else rated_usage.quantity end",
+                    'rated_usage.plan_version'
+                ),
+                'coalesce(rated_usage.minor_unit, 2)'
+            ) }}
+        end) as projected_usage_amount
     from rated_usage
     inner join meters on meters.meter = rated_usage.meter
     cross join elapsed
