@@ -76,6 +76,9 @@ def create_app(
         version="0.1.0",
         description="Usage metering, quotas and usage-based billing. Tenant endpoints take "
         "`Authorization: Bearer <tenant key>`, admin endpoints the admin key.",
+        # FastAPI's native OpenTelemetry: server and endpoint spans only (metrics are
+        # Prometheus's, logs structlog's); exporters are ours (meterline.core.telemetry)
+        telemetry={"auto_configure": False, "metrics": False, "logs": False},
     )
     app.middleware("http")(request_telemetry)
     keystore = KeyStore(

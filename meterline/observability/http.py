@@ -3,7 +3,9 @@
 - its request id: ``X-Request-Id`` when well formed, else a new one
   (:mod:`meterline.core.telemetry.request_id`), echoed in the response and bound to every
   log line written while it is served (and carried into the Redis stream by the recorder);
-- one span (``POST /v1/events``), child of an incoming W3C ``traceparent``;
+- the request's server span is FastAPI's own (its native OpenTelemetry support: W3C
+  ``traceparent`` in, ``POST /v1/events`` named by the route template, active when a tracer
+  provider is configured); this middleware adds ``meterline.request_id`` to it;
 - one observation of ``meterline_http_request_duration_seconds`` labelled by the route
   *template* (``/v1/events``, ``/dashboard/{rest}``), never the raw path;
 - one structured log line on ``meterline.api``: request id, method, route, path (secret
@@ -25,7 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from ingestion.api.responses import error
 from meterline.core.redaction import redact
-from meterline.core.telemetry import request_id, tracing
+from meterline.core.telemetry import request_id
 from meterline.core.telemetry.logs import get_logger
 
 log = get_logger("meterline.api")
@@ -61,16 +63,11 @@ async def request_telemetry(request: Request, call_next):
 
 
 async def _serve(request: Request, call_next, rid: str, started: float):
-    parent = tracing.context_from_headers(request.headers)
-    with (
-        request_id.bound(rid),
-        tracing.tracer().start_as_current_span(
-            request.method,  # renamed to "METHOD /route/template" once routed
-            context=parent,
-            kind=trace.SpanKind.SERVER,
-            attributes={"http.request.method": request.method, "meterline.request_id": rid},
-        ) as span,
-    ):
+    # the server span is FastAPI's own (its native OpenTelemetry support): name it for us
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("meterline.request_id", rid)
+    with request_id.bound(rid):
         try:
             response = await call_next(request)
         except ClientDisconnect:  # gone, or cut off by the body timeout (which answered 408)
@@ -78,12 +75,7 @@ async def _serve(request: Request, call_next, rid: str, started: float):
         except Exception:
             log.exception("unhandled error", path=_target(request))
             response = error(500, "internal", "", "internal error; see the server log")
-        route = route_template(request)
-        span.update_name(f"{request.method} {route}")
-        span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", response.status_code)
-        if response.status_code >= 500:
-            span.set_status(trace.StatusCode.ERROR)
+    route = route_template(request)
     duration = time.perf_counter() - started
     REQUEST_SECONDS.labels(request.method, route, str(response.status_code)).observe(duration)
     response.headers[request_id.HEADER] = rid

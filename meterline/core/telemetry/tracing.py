@@ -1,5 +1,6 @@
-"""OpenTelemetry traces: spans through the API (one per request), the recorder (around the
-Lua call) and the loader (one per batch, linked to the requests whose entries it loaded).
+"""OpenTelemetry traces: spans through the API (FastAPI's own server and endpoint spans), the
+recorder (around the Lua call) and the loader (one per batch, linked to the requests whose
+entries it loaded).
 
 Export is off by default: with no exporter configured the API's tracer is a no-op and costs
 next to nothing. ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the standard variable, read through
@@ -68,12 +69,6 @@ def traceparent() -> str:
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
     return carrier.get("traceparent", "")
-
-
-def context_from_headers(headers) -> object:
-    """The trace context an incoming request carries (``traceparent``), or an empty one."""
-    value = headers.get("traceparent")
-    return _propagator.extract({"traceparent": value} if value else {})
 
 
 def link_from(value: str | None) -> trace.Link | None:
