@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 
 from alerts.store import delivery_counts
 from billing.invoicing.store import invoice_counts
-from ingestion.dead_letters import count_dead_letters
 from ingestion.backlog import stream_backlog
+from ingestion.dead_letters import count_dead_letters
 
 log = logging.getLogger("meterline.metrics")
 

@@ -44,7 +44,7 @@ def serving(app):
 class _Failing(BaseHTTPRequestHandler):
     received: list[bytes] = []
 
-    def do_POST(self):  # noqa: N802 - the stdlib's name
+    def do_POST(self):
         length = int(self.headers.get("content-length") or 0)
         type(self).received.append(self.rfile.read(length))
         self.send_response(500)
