@@ -53,6 +53,15 @@ def _renderer(fmt: str, stream) -> Any:
     return structlog.processors.JSONRenderer(sort_keys=False)
 
 
+def _route_structlog_to_stdlib() -> None:
+    structlog.configure(
+        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
 def configure_logging(fmt: str = "auto", *, level: int = logging.INFO, stream=None) -> None:
     """Route structlog and the standard library's logging through one formatter (idempotent:
     a second call replaces Meterline's handler, never adds one)."""
@@ -60,12 +69,7 @@ def configure_logging(fmt: str = "auto", *, level: int = logging.INFO, stream=No
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     stream = stream or sys.stderr
     shared = _shared_processors()
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    _route_structlog_to_stdlib()
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
@@ -85,5 +89,9 @@ def configure_logging(fmt: str = "auto", *, level: int = logging.INFO, stream=No
 
 
 def get_logger(name: str):
-    """A structlog logger named ``name`` (its lines reach the standard library's handlers)."""
+    """A structlog logger named ``name``. Its lines always go to the standard library's
+    logger of that name (so an application embedding the SDK keeps control of them), even
+    before :func:`configure_logging` installs Meterline's formatter."""
+    if not structlog.is_configured():
+        _route_structlog_to_stdlib()
     return structlog.stdlib.get_logger(name)
