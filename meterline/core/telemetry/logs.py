@@ -53,12 +53,16 @@ def _renderer(fmt: str, stream) -> Any:
     return structlog.processors.JSONRenderer(sort_keys=False)
 
 
-def _route_structlog_to_stdlib() -> None:
+def _route_structlog_to_stdlib(last) -> None:
+    """structlog hands each line to the standard library's logger of the same name, as the
+    event dict for Meterline's formatter (``last`` = ``wrap_for_formatter``) or as a JSON
+    string for any other handler (a Dagster run's event log, an embedding application's).
+    Loggers are not cached, so a later :func:`configure_logging` applies to all of them."""
     structlog.configure(
-        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_shared_processors(), last],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,
     )
 
 
@@ -69,7 +73,7 @@ def configure_logging(fmt: str = "auto", *, level: int = logging.INFO, stream=No
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     stream = stream or sys.stderr
     shared = _shared_processors()
-    _route_structlog_to_stdlib()
+    _route_structlog_to_stdlib(structlog.stdlib.ProcessorFormatter.wrap_for_formatter)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
@@ -93,5 +97,5 @@ def get_logger(name: str):
     logger of that name (so an application embedding the SDK keeps control of them), even
     before :func:`configure_logging` installs Meterline's formatter."""
     if not structlog.is_configured():
-        _route_structlog_to_stdlib()
+        _route_structlog_to_stdlib(structlog.processors.JSONRenderer())
     return structlog.stdlib.get_logger(name)

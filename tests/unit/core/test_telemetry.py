@@ -111,3 +111,28 @@ def test_request_id_is_bound_for_the_block_only():
 )
 def test_traces_go_to_the_collectors_traces_path(endpoint, url):
     assert traces_url(endpoint) == url
+
+
+def test_before_configuration_lines_reach_the_stdlib_logger_as_json():
+    """In a Dagster run (or an application embedding the SDK) Meterline's formatter is not
+    installed: a line still goes to the standard logger of its name, as one JSON string."""
+    import subprocess
+    import sys
+
+    code = """
+import json, logging
+from meterline.core.telemetry.logs import get_logger
+seen = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        seen.append(record.getMessage())
+logging.getLogger("meterline").addHandler(Keep())
+logging.getLogger("meterline").setLevel(logging.INFO)
+get_logger("meterline.loader").info("loader batch", request_ids=["req-1234abcd"], key="?key=s3")
+print(seen[0])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout)
+    assert line["event"] == "loader batch" and line["request_ids"] == ["req-1234abcd"]
+    assert line["key"] == "?key=[redacted]"
