@@ -234,3 +234,36 @@ def test_metrics_can_be_switched_off(db, redis_client, test_services):
     with serving(app) as base, httpx.Client(base_url=base) as http:
         assert http.get("/metrics").status_code == 404
         assert http.get("/healthz").status_code == 200
+
+
+def test_an_unhandled_error_is_a_json_500_with_its_request_id_and_traceback(
+    db, redis_client, test_services, caplog
+):
+    app = create_app(db, redis_client, prefix=test_services.redis_prefix, admin_key=None)
+
+    @app.get("/v1/boom/{item}")
+    async def boom(item: str):
+        raise RuntimeError(f"broken for {item}")
+
+    caplog.set_level(logging.INFO)
+    with serving(app) as base, httpx.Client(base_url=base) as http:
+        _, before = scrape(http)
+        response = http.get("/v1/boom/42", headers={"X-Request-Id": "req-boom-0001"})
+        _, after = scrape(http)
+    assert response.status_code == 500 and response.json()["error"]["code"] == "internal"
+    assert response.headers["X-Request-Id"] == "req-boom-0001"
+    assert "broken" not in response.text  # the cause is in the log, not the answer
+    labels = {"method": "GET", "route": "/v1/boom/{item}", "status": "500"}
+    assert delta(before, after, "meterline_http_request_duration_seconds_count", **labels) == 1
+    lines = [r.msg for r in caplog.records if r.name == "meterline.api"]
+    [error] = [line for line in lines if line["event"] == "unhandled error"]
+    assert (
+        error["request_id"] == "req-boom-0001"
+        and "RuntimeError: broken for 42" in error["exception"]
+    )
+    [request] = [
+        line
+        for line in lines
+        if line.get("request_id") == "req-boom-0001" and line["event"] == "request"
+    ]
+    assert request["status"] == 500 and request["route"] == "/v1/boom/{item}"
