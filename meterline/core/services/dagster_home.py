@@ -39,6 +39,7 @@ def write_dagster_yaml(settings: Settings, dagster_url: str) -> Path:
         "# Meterline's own log lines (the loader's batches with their request ids) in each\n"
         "# run's event log\n"
         "python_logs:\n"
+        "  python_log_level: INFO\n"
         "  managed_python_loggers:\n"
         "    - meterline\n"
     )
