@@ -14,6 +14,7 @@ import logging
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.store import delivery_counts
 from billing.invoicing.store import invoice_counts
@@ -50,7 +51,7 @@ class BacklogCollector(Collector):
 
     def _redis(self, up: GaugeMetricFamily):
         try:
-            backlog = stream_backlog(self.redis, self.engine, prefix=self.prefix)
+            backlog = self._backlog()
         except Exception as exc:  # report, never fail the scrape
             log.warning("metrics: stream backlog unreadable: %s", type(exc).__name__)
             up.add_metric(["redis"], 0)
@@ -69,6 +70,12 @@ class BacklogCollector(Collector):
             "Age of the oldest stream entry not yet loaded into Postgres (0 when none waits).",
             value=backlog.oldest_age_seconds,
         )
+
+    def _backlog(self):
+        try:
+            return stream_backlog(self.redis, self.engine, prefix=self.prefix)
+        except SQLAlchemyError:  # Postgres is down: the streams Redis's registry knows
+            return stream_backlog(self.redis, None, prefix=self.prefix)
 
     def _postgres(self, up: GaugeMetricFamily):
         try:
