@@ -13,6 +13,7 @@ code or an ``Authorization`` header that reaches a log line is replaced by ``[re
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -53,13 +54,25 @@ def _renderer(fmt: str, stream) -> Any:
     return structlog.processors.JSONRenderer(sort_keys=False)
 
 
-def _route_structlog_to_stdlib(last) -> None:
-    """structlog hands each line to the standard library's logger of the same name, as the
-    event dict for Meterline's formatter (``last`` = ``wrap_for_formatter``) or as a JSON
-    string for any other handler (a Dagster run's event log, an embedding application's).
-    Loggers are not cached, so a later :func:`configure_logging` applies to all of them."""
+class LogEvent(dict):
+    """A line's event dict as the standard library's record carries it: Meterline's
+    formatter reads the dict, any other handler (a Dagster run's event log, an embedding
+    application's) gets one JSON object from ``record.getMessage()``."""
+
+    def __str__(self) -> str:
+        return json.dumps(self, default=str)
+
+
+def _to_stdlib(logger, method_name: str, event_dict: dict[str, Any]):
+    wrap = structlog.stdlib.ProcessorFormatter.wrap_for_formatter
+    return wrap(logger, method_name, LogEvent(event_dict))
+
+
+def _route_structlog_to_stdlib() -> None:
+    """structlog hands each line to the standard library's logger of the same name (as a
+    :class:`LogEvent`). Loggers are not cached, so configuration applies to all of them."""
     structlog.configure(
-        processors=[*_shared_processors(), last],
+        processors=[*_shared_processors(), _to_stdlib],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
@@ -73,7 +86,7 @@ def configure_logging(fmt: str = "auto", *, level: int = logging.INFO, stream=No
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     stream = stream or sys.stderr
     shared = _shared_processors()
-    _route_structlog_to_stdlib(structlog.stdlib.ProcessorFormatter.wrap_for_formatter)
+    _route_structlog_to_stdlib()
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
@@ -97,5 +110,5 @@ def get_logger(name: str):
     logger of that name (so an application embedding the SDK keeps control of them), even
     before :func:`configure_logging` installs Meterline's formatter."""
     if not structlog.is_configured():
-        _route_structlog_to_stdlib(structlog.processors.JSONRenderer())
+        _route_structlog_to_stdlib()
     return structlog.stdlib.get_logger(name)
