@@ -230,3 +230,15 @@ def mark(conn: Connection, alert_id: int, status: str, detail: str) -> None:
         ),
         {"status": status, "detail": detail[:2000], "id": alert_id},
     )
+
+
+def delivery_counts(conn: Connection) -> dict[str, int]:
+    """Notified alert rows by ``delivery_status`` (pending, sent, failed, skipped), all
+    periods: what ``/metrics`` reports as ``meterline_alert_deliveries``."""
+    rows = conn.execute(
+        text(
+            "select delivery_status, count(*) from meterline.alerts "
+            "where notified group by delivery_status"
+        )
+    ).all()
+    return {status: int(n) for status, n in rows}

@@ -11,7 +11,7 @@ that still fails stays, with its new reason and one more attempt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,14 +49,24 @@ def _keys(line: Line) -> tuple[str | None, str | None]:
     return _field(parts[0]), _field(parts[1] if len(parts) > 1 else None)
 
 
-def record(cur, refused: Sequence[tuple[Line, str]]) -> None:
-    """Upsert dead letters with ``cur`` (a psycopg cursor, inside the loader's transaction)."""
+def record(
+    cur,
+    refused: Sequence[tuple[Line, str]],
+    request_ids: Mapping[tuple[str, str], str] | None = None,
+) -> None:
+    """Upsert dead letters with ``cur`` (a psycopg cursor, inside the loader's transaction).
+    ``request_ids`` ((stream, entry id) -> request id of the batch that wrote the entry) are
+    appended to the reason as ``[request_id=...]``, so a dead letter leads back to the
+    request's log line."""
     if not refused:
         return
     at = clock.now()
     params = []
     for line, reason in refused:
         tenant_id, event_id = _keys(line)
+        rid = (request_ids or {}).get((line.stream, line.entry_id))
+        if rid:
+            reason = f"{reason[:1900]} [request_id={rid}]"
         params.append(
             {
                 "stream": line.stream,

@@ -12,7 +12,7 @@ as it is: nothing is committed, nothing is acknowledged, and the next run tries 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -70,10 +70,12 @@ def load_batch(
     sources: Sequence[Source],
     malformed: Sequence[tuple[Line, str]] = (),
     crash_hook: CrashHook | None = None,
+    request_ids: Mapping[tuple[str, str], str] | None = None,
 ) -> BatchResult:
     """Insert the ``sources``' rows and record dead letters (the refused rows and the
     ``malformed`` entries) in one transaction, then commit. ``crash_hook("before_commit")``
-    runs just before the commit (tests crash there)."""
+    runs just before the commit (tests crash there). ``request_ids`` ((stream, entry id) ->
+    request id) go with the dead letters (:func:`ingestion.dead_letters.record`)."""
     refused: list[tuple[Line, str]] = list(malformed)
     raw = engine.raw_connection()
     try:
@@ -92,7 +94,7 @@ def load_batch(
                 except REFUSED:
                     lines = [line for s in sources for line in split_lines(s)]
                     inserted = _bisect(conn, cur, lines, loaded_at, refused)
-            dead_letters.record(cur, refused)
+            dead_letters.record(cur, refused, request_ids)
         if crash_hook:
             crash_hook("before_commit")
         conn.commit()

@@ -33,11 +33,18 @@ from redis.exceptions import ResponseError
 from sqlalchemy import Engine, text
 
 from ingestion import keys
+from ingestion.backlog import oldest_age, redis_seconds, stream_keys
 from ingestion.load_batch import CrashHook, Source, load_batch
 from ingestion.load_rows import Line, copy_insert, ensure_temp_table
 from meterline.core import clock
+from meterline.core.telemetry import tracing
+from meterline.core.telemetry.logs import get_logger
 
 STREAMS_PER_READ = 64
+MAX_LINKS = 128  # span links per batch span (the SDK's default limit)
+MAX_LOGGED_REQUEST_IDS = 100  # request ids named in a batch's log line
+
+log = get_logger("meterline.loader")
 
 
 @dataclass
@@ -65,25 +72,6 @@ def _text(value) -> str:
 
 def _entry_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
-
-
-def stream_keys(redis, engine: Engine | None, *, prefix: str, tenants: Iterable[str] | None = None):
-    """The tenant streams that exist: the registry set plus every tenant in Postgres."""
-    if tenants is not None:
-        candidates = set(tenants)
-    else:
-        candidates = {_text(t) for t in redis.smembers(keys.streams_registry(prefix))}
-        if engine is not None:
-            with engine.connect() as conn:
-                candidates.update(
-                    r[0] for r in conn.execute(text("select tenant_id from meterline.tenants"))
-                )
-    ordered = sorted(candidates)
-    pipe = redis.pipeline(transaction=False)
-    for tenant in ordered:
-        pipe.exists(keys.stream_key(prefix, tenant))
-    found = pipe.execute() if ordered else []
-    return [keys.stream_key(prefix, t) for t, ok in zip(ordered, found, strict=True) if ok]
 
 
 def _ensure_groups(redis, streams: list[str]) -> None:
@@ -141,6 +129,8 @@ class _Batch:
         self.rows = 0
         self.entries: dict[str, list[str]] = {}
         self.oldest_ms: int | None = None
+        self.request_ids: dict[tuple[str, str], str] = {}  # (stream, entry id) -> request id
+        self.traceparents: list[str] = []
 
     def add(self, stream: str, entry_id: str, fields) -> None:
         self.entries.setdefault(stream, []).append(entry_id)
@@ -149,6 +139,11 @@ class _Batch:
             self.oldest_ms = ms
         if not fields:  # pending entry whose data was deleted: acknowledge it, nothing to load
             return
+        rid, tp = _field(fields, "rid"), _field(fields, "tp")
+        if rid:
+            self.request_ids[(stream, entry_id)] = _text(rid)
+        if tp:
+            self.traceparents.append(_text(tp))
         payload = _field(fields, "rows")
         if isinstance(payload, str):
             payload = payload.encode()
@@ -163,6 +158,13 @@ class _Batch:
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self.entries.values())
+
+    def links(self) -> list:
+        found = (tracing.link_from(tp) for tp in self.traceparents[:MAX_LINKS])
+        return [link for link in found if link is not None]
+
+    def logged_request_ids(self) -> list[str]:
+        return sorted(set(self.request_ids.values()))[:MAX_LOGGED_REQUEST_IDS]
 
 
 def insert_rows(engine: Engine, payloads: Iterable[bytes]) -> int:
@@ -187,16 +189,33 @@ def insert_rows(engine: Engine, payloads: Iterable[bytes]) -> int:
 def _flush(redis, engine: Engine, batch: _Batch, stats: LoadStats, crash_hook: CrashHook | None):
     if not batch.entries:
         return
-    result = load_batch(engine, batch.sources, batch.malformed, crash_hook)
-    if crash_hook:
-        crash_hook("after_commit")
-    committed = _redis_seconds(redis)  # stream ids carry Redis's clock: compare like with like
-    # XDEL before XACK: a crash in between leaves pending ids without data, which the next
-    # run reads back empty and acknowledges; acknowledged-but-undeleted entries would stay.
-    _for_each_chunk(redis, batch, lambda pipe, stream, ids: pipe.xdel(stream, *ids))
-    if crash_hook:
-        crash_hook("after_delete")
-    _for_each_chunk(redis, batch, lambda pipe, stream, ids: pipe.xack(stream, keys.GROUP, *ids))
+    with tracing.tracer().start_as_current_span(
+        "loader batch",
+        links=batch.links(),
+        attributes={"meterline.entries": len(batch), "meterline.rows": batch.rows},
+    ) as span:
+        result = load_batch(
+            engine, batch.sources, batch.malformed, crash_hook, request_ids=batch.request_ids
+        )
+        if crash_hook:
+            crash_hook("after_commit")
+        committed = redis_seconds(redis)  # stream ids carry Redis's clock: compare like with like
+        # XDEL before XACK: a crash in between leaves pending ids without data, which the next
+        # run reads back empty and acknowledges; acknowledged-but-undeleted entries would stay.
+        _for_each_chunk(redis, batch, lambda pipe, stream, ids: pipe.xdel(stream, *ids))
+        if crash_hook:
+            crash_hook("after_delete")
+        _for_each_chunk(redis, batch, lambda pipe, stream, ids: pipe.xack(stream, keys.GROUP, *ids))
+        span.set_attribute("meterline.rows_inserted", result.inserted)
+        span.set_attribute("meterline.dead_lettered", result.dead_lettered)
+    log.info(
+        "loader batch",
+        entries=len(batch),
+        rows=batch.rows,
+        inserted=result.inserted,
+        dead_lettered=result.dead_lettered,
+        request_ids=batch.logged_request_ids(),
+    )
     stats.rows_loaded += result.inserted
     stats.dead_lettered += result.dead_lettered
     refused_rows = result.dead_lettered - len(batch.malformed)
@@ -296,25 +315,9 @@ def load_stream(
         }
         _drain(redis, engine, streams, start_id="0", **common)
         _drain(redis, engine, streams, start_id=">", **common)
-        stats.oldest_pending_seconds = _oldest_age(redis, streams)
+        stats.oldest_pending_seconds = oldest_age(redis, streams)
     stats.elapsed_seconds = time.perf_counter() - started
     return stats
-
-
-def _oldest_age(redis, streams: list[str]) -> float:
-    """Acknowledged entries are deleted, so whatever is left is pending or not yet read."""
-    pipe = redis.pipeline(transaction=False)
-    for stream in streams:
-        pipe.xrange(stream, count=1)
-    oldest = [_entry_ms(_text(r[0][0])) for r in pipe.execute() if r]
-    if not oldest:
-        return 0.0
-    return max(0.0, _redis_seconds(redis) - min(oldest) / 1000)
-
-
-def _redis_seconds(redis) -> float:
-    seconds, micros = redis.time()
-    return seconds + micros / 1e6
 
 
 # --- counter snapshots --------------------------------------------------------------------

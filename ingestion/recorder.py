@@ -13,6 +13,7 @@ all. See docs/ingestion.md for the key layout and the memory cost of dedupe.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy import Engine
 
 from ingestion import keys
 from ingestion.directory import Directory
+from ingestion.metrics import RECORD_SCRIPT_SECONDS
 from ingestion.outcomes import BatchResult, EventOutcome, micro_to_decimal, parse_reply
 from ingestion.plans import PLAN_CACHE_TTL, refresh_plan_cache
 from ingestion.plans import invalidate_plan_cache as _invalidate
@@ -30,6 +32,7 @@ from ingestion.ratelimit import BudgetExceeded, EventBudget
 from ingestion.validation import EventValidationError, PreparedBatch, as_event_list, validate_batch
 from meterline.core import clock
 from meterline.core.settings import Settings
+from meterline.core.telemetry import request_id, tracing
 
 SCRIPT = (Path(__file__).parent / "lua" / "record.lua").read_text()
 MONTH_TTL = 100 * 86400
@@ -150,6 +153,8 @@ class UsageRecorder:
         ]
         tail = [budget.rate, budget.burst] if budget else [0, 0]
         tail.append(batch.received_us // 1000)
+        # where the batch came from, stored with its stream entry (the loader logs and links it)
+        origin = [request_id.current() or "", tracing.traceparent()]
         calls: dict[str, tuple[list, list]] = {}
         for tenant, positions in batch.by_tenant.items():
             if len(positions) == batch.size:
@@ -162,7 +167,7 @@ class UsageRecorder:
             repeats = "1" if len(set(ids)) < len(ids) else "0"
             calls[tenant] = (
                 [keys.plan_key(self.prefix, tenant), keys.stream_key(self.prefix, tenant)],
-                [keys.base(self.prefix, tenant), *fixed, payload, rows, *tail, repeats],
+                [keys.base(self.prefix, tenant), *fixed, payload, rows, *tail, repeats, *origin],
             )
         if write_stream:
             self._register_streams(batch.by_tenant)
@@ -241,6 +246,17 @@ class UsageRecorder:
             self._registered.update(new)
 
     def _execute(self, calls: dict[str, tuple[list, list]]) -> dict[str, object]:
+        """One round trip (a span and a latency observation around it)."""
+        with tracing.tracer().start_as_current_span(
+            "redis record script", attributes={"meterline.tenants": len(calls)}
+        ):
+            started = time.perf_counter()
+            try:
+                return self._round_trip(calls)
+            finally:
+                RECORD_SCRIPT_SECONDS.observe(time.perf_counter() - started)
+
+    def _round_trip(self, calls: dict[str, tuple[list, list]]) -> dict[str, object]:
         script = self._script
         if len(calls) == 1:
             tenant, (ks, args) = next(iter(calls.items()))

@@ -1,6 +1,6 @@
 """The HTTP app of ``meterline serve``, composed here at the top: the ingest API
 (:mod:`ingestion.api`), the portal (:mod:`portal`: tenant page, admin overview, their JSON,
-``/v1/admin/tenants``), health checks and one JSON access log line per request; the cost
+``/v1/admin/tenants``), health checks, ``/metrics`` and one structured log line per request; the cost
 estimate of ``/v1/usage`` and the tenant page is wired from :mod:`billing`.
 
 - ``/healthz`` (process up) and ``/readyz`` (Redis and Postgres answer).
@@ -8,36 +8,34 @@ estimate of ``/v1/usage`` and the tenant page is wired from :mod:`billing`.
   portal and the key admin API (:mod:`ingestion.api.admin_keys`), so a key revoked through the
   admin API stops at once in this process; a request body must arrive within
   ``body_timeout`` seconds (:class:`meterline.http_limits.SlowBodyGuard`).
-- Every request is logged as one JSON line on the ``meterline.api`` logger; an unhandled error
-  is a JSON 500 (``{"error": {"code": "internal", ...}}``) and a logged traceback.
+- Every request gets a request id and is logged as one structured line on the
+  ``meterline.api`` logger, timed and traced (:mod:`meterline.observability.http`); an
+  unhandled error is a JSON 500 (``{"error": {"code": "internal", ...}}``) and a logged
+  traceback. ``/metrics`` serves Prometheus metrics (:mod:`meterline.observability`).
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-import time
-from datetime import UTC, datetime
+from pathlib import Path
 
-import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from ingestion.api.admin_keys import admin_keys_router
 from ingestion.api.events_endpoint import MAX_BATCH, MAX_BODY_BYTES
-from ingestion.api.responses import error, json_response
+from ingestion.api.responses import json_response
 from ingestion.api.router import ingest_router
 from ingestion.api.usage_endpoint import CostEstimator
 from ingestion.auth import DEFAULT_KEY_CACHE_TTL, DEFAULT_UNKNOWN_KEY_LIMIT, KeyStore
 from ingestion.client_address import TrustedProxies
 from ingestion.ratelimit import EventBudget
 from ingestion.recorder import UsageRecorder
+from meterline.core.telemetry.logs import configure_logging
 from meterline.http_limits import SlowBodyGuard
+from meterline.observability.http import request_telemetry
+from meterline.observability.metrics_endpoint import metrics_router
 from portal.mount import mount_portal
-
-log = logging.getLogger("meterline.api")
 
 
 def create_app(
@@ -58,6 +56,9 @@ def create_app(
     key_cache_ttl: float = DEFAULT_KEY_CACHE_TTL,
     unknown_key_limit: str = DEFAULT_UNKNOWN_KEY_LIMIT,
     body_timeout: float = 30.0,
+    metrics_enabled: bool = True,
+    metrics_multiprocess_dir: Path | None = None,
+    log_format: str = "auto",
 ) -> FastAPI:
     """The Meterline HTTP API. ``cost_estimator(tenant_id, usage)`` (optional; ``meterline
     serve`` passes :func:`catalog_cost_estimator`) returns an estimated cost per meter for
@@ -65,15 +66,21 @@ def create_app(
     ``secret_key`` (independent of it) signs sessions and sign-in links (default: see
     :func:`portal.signing.resolve_secret`). ``trusted_proxies``, ``key_cache_ttl``,
     ``unknown_key_limit`` and ``body_timeout`` are the settings of the same names
-    (``METERLINE_TRUSTED_PROXIES`` ...); the defaults trust no proxy."""
-    _configure_logging()
+    (``METERLINE_TRUSTED_PROXIES`` ...); the defaults trust no proxy. ``metrics_enabled``
+    serves ``/metrics`` (``METERLINE_METRICS_ENABLED``), summing every worker's figures from
+    ``metrics_multiprocess_dir`` (``PROMETHEUS_MULTIPROC_DIR``) when set; ``log_format`` is
+    ``METERLINE_LOG_FORMAT``."""
+    configure_logging(log_format)
     app = FastAPI(
         title="Meterline",
         version="0.1.0",
         description="Usage metering, quotas and usage-based billing. Tenant endpoints take "
         "`Authorization: Bearer <tenant key>`, admin endpoints the admin key.",
+        # FastAPI's native OpenTelemetry: server and endpoint spans only (metrics are
+        # Prometheus's, logs structlog's); exporters are ours (meterline.core.telemetry)
+        telemetry={"auto_configure": False, "metrics": False, "logs": False},
     )
-    app.middleware("http")(_access_log)
+    app.middleware("http")(request_telemetry)
     keystore = KeyStore(
         engine,
         ttl=key_cache_ttl,
@@ -98,6 +105,10 @@ def create_app(
     )
     app.include_router(admin_keys_router(engine, keystore, admin_key=admin_key))
     app.include_router(health_router(engine, redis))
+    if metrics_enabled:
+        app.include_router(
+            metrics_router(engine, redis, prefix=prefix, multiprocess_dir=metrics_multiprocess_dir)
+        )
     mount_portal(  # /dashboard, /admin, their JSON and /v1/admin/tenants
         app, engine, redis, prefix=prefix, admin_key=admin_key, secret_key=secret_key,
         cost_estimator=cost_estimator, keystore=keystore,
@@ -166,50 +177,3 @@ def _readiness(engine: Engine, redis) -> dict[str, str]:
     except Exception as exc:
         status["postgres"] = f"error: {type(exc).__name__}"
     return status
-
-
-# -- access log --------------------------------------------------------------------------------
-class JsonLogFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        data.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(data, default=str).decode()
-
-
-def _configure_logging() -> None:
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonLogFormatter())
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-
-
-async def _access_log(request: Request, call_next):
-    """One JSON line per request; routes add fields (tenant, batch counts) to
-    ``request.state.fields``."""
-    started = time.perf_counter()
-    request.state.fields = {}
-    try:
-        response = await call_next(request)
-    except ClientDisconnect:  # gone, or cut off by the body timeout (which answered 408)
-        response = error(400, "client_disconnected", "body", "body: the client went away")
-    except Exception:
-        log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
-        response = error(500, "internal", "", "internal error; see the server log")
-    fields = {
-        "method": request.method,
-        "path": request.url.path,
-        "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        **request.state.fields,
-    }
-    log.info("request", extra={"fields": fields})
-    return response

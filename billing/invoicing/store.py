@@ -142,3 +142,13 @@ def tenant_currency(conn: Connection, tenant_id: str) -> str | None:
         text("select trim(currency) from meterline.tenants where tenant_id = :t"),
         {"t": tenant_id},
     ).scalar()
+
+
+def invoice_counts(conn: Connection) -> dict[str, int]:
+    """Tenant-months in ``meterline.invoices`` by status: ``pending``/``draft`` are runs that
+    stopped before finalizing (failed, or still running), ``skipped`` below the minimum, the
+    rest Stripe's status. What ``/metrics`` reports as ``meterline_invoices``."""
+    rows = conn.execute(
+        text("select status, count(*) from meterline.invoices group by status")
+    ).all()
+    return {status: int(n) for status, n in rows}

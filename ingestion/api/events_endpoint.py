@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from ingestion import metrics
 from ingestion.api.responses import error, json_response
 from ingestion.api.tenant_auth import TenantAuth, Unauthorized
 from ingestion.ratelimit import BudgetExceeded, EventBudget, RateLimiter
@@ -154,18 +155,30 @@ def add_events_route(
     async def post_events(request: Request):
         try:
             tenant = await auth(request)
+        except Unauthorized as exc:
+            metrics.count_refused_request(metrics.AUTH)
+            return exc.response
+        try:
             await rate_limited(tenant)
+        except _Rejected as exc:
+            metrics.count_refused_request(metrics.RATE_LIMIT)
+            return exc.response
+        try:
             events = parse_events(await read_body(request, max_body_bytes), max_batch)
-        except (Unauthorized, _Rejected) as exc:
+        except _Rejected as exc:
+            metrics.count_refused_request(metrics.BODY)
             return exc.response
         try:
             result: BatchResult = await run_in_threadpool(
                 recorder.record, events, tenant_id=tenant, budget=event_budget
             )
         except EventValidationError as exc:
+            metrics.count_refused_request(metrics.VALIDATION, events=len(events))
             return json_response({"error": exc.as_dict()}, exc.status)
         except BudgetExceeded as exc:
+            metrics.count_refused_request(metrics.BUDGET, events=len(events))
             return budget_refusal(exc)
+        metrics.count_batch(result)
         fields = getattr(request.state, "fields", None)  # the access log's, when there is one
         if fields is not None:
             fields.update(
@@ -194,6 +207,7 @@ def events_response(result: BatchResult, tenant: str, recorder: UsageRecorder) -
     }
     refused = [o for o in outcomes if o.reason == "quota_exceeded"]
     if result.accepted == 0 and refused:
+        metrics.REQUESTS_REFUSED.labels(metrics.QUOTA).inc()
         body["error"] = quota_refusal(result, tenant, recorder, refused[0])
         return json_response(body, 402, headers)
     return json_response(body, 200, headers)

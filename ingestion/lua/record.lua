@@ -16,6 +16,8 @@
 -- ARGV[10] event budget: events per second ("0": no budget)   ARGV[11] its burst (events)
 -- ARGV[12] now, epoch milliseconds (the caller's clock; the script never reads one)
 -- ARGV[13] "1" when an id occurs more than once in these events
+-- ARGV[14] the request id of the batch ("" or absent: none)   ARGV[15] its W3C traceparent;
+--          both are stored with the stream entry (fields rid, tp) for the loader's logs/spans
 --
 -- Returns, with nothing written:
 --   "NOPLAN" / "STALE"   the plan cache is missing / does not reach back to an event's time
@@ -359,7 +361,10 @@ if ARGV[4] == '1' and n_rows > 0 then
   if call('EXISTS', KEYS[2]) == 0 then
     call('XGROUP', 'CREATE', KEYS[2], ARGV[7], '$', 'MKSTREAM')
   end
-  call('XADD', KEYS[2], '*', 'n', tostring(n_rows), 'rows', blob)
+  local entry = { 'n', tostring(n_rows), 'rows', blob }
+  if ARGV[14] and ARGV[14] ~= '' then entry[#entry + 1] = 'rid'; entry[#entry + 1] = ARGV[14] end
+  if ARGV[15] and ARGV[15] ~= '' then entry[#entry + 1] = 'tp'; entry[#entry + 1] = ARGV[15] end
+  call('XADD', KEYS[2], '*', unpack(entry))
 end
 
 local lines = { tostring(nseg) }

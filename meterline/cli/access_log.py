@@ -1,12 +1,15 @@
-"""Secrets out of ``meterline serve``'s logs: uvicorn's access log prints each request line
-with its query string, so a key, a link's signature or code, or a token typed into a URL (by
-a user, an old bookmark or a script) would land in the log. :class:`RedactSecrets` replaces
-their values with ``[redacted]``; :func:`serve_log_config` is uvicorn's logging configuration
-with that filter on its loggers."""
+"""``meterline serve``'s logging: one structured line per request, and no secret in any.
+
+The app writes the request line itself (``meterline.api``, with the request id, the route,
+the tenant and the redacted path: :mod:`meterline.observability.http`), so uvicorn's own
+access line is switched off (it would be a second line per request). uvicorn's other lines
+propagate to the root logger, where :func:`meterline.core.telemetry.logs.configure_logging`
+renders them like every other line. A key, a link's signature or code, or a token typed into
+a URL (by a user, an old bookmark or a script) could still reach a uvicorn line:
+:class:`RedactSecrets` stays on its loggers and replaces their values with ``[redacted]``."""
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
@@ -29,11 +32,19 @@ class RedactSecrets(logging.Filter):
 
 
 def serve_log_config() -> dict[str, Any]:
-    """uvicorn's default logging configuration plus :class:`RedactSecrets` on its loggers."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_secrets"] = {"()": RedactSecrets}
-    for name in ("uvicorn.access", "uvicorn.error"):
-        config["loggers"].setdefault(name, {}).setdefault("filters", []).append("redact_secrets")
-    return config
+    """uvicorn's logging configuration for ``meterline serve``: its lines go to the root
+    logger (structured there), its access line is off, :class:`RedactSecrets` on both."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact_secrets": {"()": RedactSecrets}},
+        "loggers": {
+            "uvicorn": {"level": "INFO", "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": "INFO", "filters": ["redact_secrets"], "propagate": True},
+            # the app logs each request once (meterline.api); uvicorn's line would repeat it
+            "uvicorn.access": {
+                "level": "WARNING", "filters": ["redact_secrets"], "handlers": [],
+                "propagate": False,
+            },
+        },
+    }  # fmt: skip

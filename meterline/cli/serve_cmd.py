@@ -32,20 +32,28 @@ def serve(
     from ingestion.ratelimit import EventBudget
     from meterline.cli.access_log import serve_log_config
     from meterline.core.secrets import secret_key
+    from meterline.core.telemetry.logs import configure_logging
+    from meterline.core.telemetry.tracing import configure_tracing
     from meterline.http_limits import uvicorn_config
     from meterline.server import catalog_cost_estimator, create_app
 
     rt = runtime()
     settings = rt.settings
+    configure_logging(settings.log_format)
+    configure_tracing(settings.otlp_endpoint)
     application = create_app(
         rt.engine, rt.redis, prefix=rt.prefix, admin_key=settings.admin_key,
         secret_key=secret_key(settings), cost_estimator=catalog_cost_estimator(rt.engine),
         trusted_proxies=settings.trusted_proxies, key_cache_ttl=settings.key_cache_ttl,
         unknown_key_limit=settings.unknown_key_limit, body_timeout=settings.http_body_timeout,
         event_budget=EventBudget(settings.event_rate, settings.event_burst),
+        metrics_enabled=settings.metrics_enabled, log_format=settings.log_format,
+        metrics_multiprocess_dir=settings.prometheus_multiproc_dir,
     )  # fmt: skip
     base = f"http://{host}:{port}"
     console.print(f"Meterline API on {base}  (docs: {base}/docs)")
+    if settings.metrics_enabled:
+        console.print(f"  metrics           {base}/metrics  (Prometheus; keep it private)")
     console.print(f"  tenant dashboard  {base}/dashboard  (sign in with a tenant API key)")
     console.print(
         f"  admin overview    {base}/admin  (sign in with METERLINE_ADMIN_KEY)"

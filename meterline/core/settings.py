@@ -12,6 +12,9 @@ raises :class:`SettingsError` with one line naming the variable. Each field name
 from both (:mod:`meterline.core.env_example`), and
 :meth:`Settings.as_environment` turns resolved settings back into variables, which is how the
 CLI hands them to Dagster resources (``dg.EnvVar``) and to dbt.
+
+Long because: it is the one place that reads the environment, one field and its validation
+per variable; split up, a variable could be read somewhere else again.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import warnings
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -163,6 +166,12 @@ class Settings(BaseSettings):
     )
     event_rate: int = variable("METERLINE_EVENT_RATE", default=DEFAULT_EVENT_RATE)
     event_burst: int = variable("METERLINE_EVENT_BURST", default=DEFAULT_EVENT_BURST)
+    metrics_enabled: bool = variable("METERLINE_METRICS_ENABLED", default=True)
+    log_format: Literal["auto", "json", "console"] = variable(
+        "METERLINE_LOG_FORMAT", default="auto"
+    )
+    otlp_endpoint: str | None = variable("OTEL_EXPORTER_OTLP_ENDPOINT")
+    prometheus_multiproc_dir: Path | None = variable("PROMETHEUS_MULTIPROC_DIR")
 
     @model_validator(mode="before")
     @classmethod
@@ -283,6 +292,16 @@ class Settings(BaseSettings):
     def _event_burst(cls, value: Any) -> int:
         return _whole_number(value, "METERLINE_EVENT_BURST", "a whole number of events >= 1", 1)
 
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise SettingsError(
+                "OTEL_EXPORTER_OTLP_ENDPOINT must be the collector's http(s) "
+                "URL, like http://otel-collector:4318; unset it for no traces"
+            )
+        return value
+
     @field_validator("install_id")
     @classmethod
     def _install_id(cls, value: str | None) -> str | None:
@@ -318,8 +337,8 @@ class Settings(BaseSettings):
         rendered = {}
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
-            if isinstance(value, bool):
-                value = "1" if value else None
+            if isinstance(value, bool):  # "0", not "": unset would mean the default
+                value = "1" if value else "0"
             rendered[str(field.validation_alias)] = "" if value is None else str(value)
         return rendered
 

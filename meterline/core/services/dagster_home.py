@@ -36,6 +36,12 @@ def write_dagster_yaml(settings: Settings, dagster_url: str) -> Path:
         f'    postgres_url: "{dagster_url}"\n'
         "telemetry:\n"
         "  enabled: false\n"
+        "# Meterline's own log lines (the loader's batches with their request ids) in each\n"
+        "# run's event log\n"
+        "python_logs:\n"
+        "  python_log_level: INFO\n"
+        "  managed_python_loggers:\n"
+        "    - meterline\n"
     )
     if not path.exists() or path.read_text() != content:
         path.write_text(content)

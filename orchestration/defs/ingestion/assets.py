@@ -49,12 +49,14 @@ control_tables = [
 def usage_events(
     context: dg.AssetExecutionContext, redis: RedisResource, postgres: PostgresResource
 ) -> dg.MaterializeResult:
+    from ingestion.backlog import stream_backlog
     from ingestion.dead_letters import count_dead_letters
     from ingestion.loader import load_stream
 
     engine = postgres.engine()
     stats = load_stream(redis.client(), engine, prefix=redis.prefix)
     waiting = count_dead_letters(engine)
+    backlog = stream_backlog(redis.client(), engine, prefix=redis.prefix)
     if stats.dead_lettered:
         context.log.warning(
             f"{stats.dead_lettered} row(s) could not be loaded and were set aside in "
@@ -71,6 +73,9 @@ def usage_events(
                 float(stats.oldest_pending_seconds or 0)
             ),
             "elapsed_seconds": dg.MetadataValue.float(round(stats.elapsed_seconds, 3)),
+            # what /metrics reports as meterline_stream_entries / meterline_loader_lag_seconds
+            "stream_entries_waiting": dg.MetadataValue.int(backlog.entries),
+            "loader_lag_seconds": dg.MetadataValue.float(float(backlog.oldest_age_seconds)),
         }
     )
 

@@ -1,5 +1,6 @@
-"""The loader asset says in its materialization how many rows it set aside and how many dead
-letters wait for a replay, and still loads the good rows."""
+"""The loader asset says in its materialization how many rows it set aside, how many dead
+letters wait for a replay and what is left in the streams (the figures /metrics reports),
+and still loads the good rows."""
 
 import dagster as dg
 from sqlalchemy import text
@@ -32,5 +33,6 @@ def test_usage_events_materialization_counts_dead_letters(db, redis_client, test
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["rows_loaded"] == 10
     assert metadata["dead_lettered"] == 1 and metadata["dead_letters_waiting"] == 1
+    assert metadata["stream_entries_waiting"] == 0 and metadata["loader_lag_seconds"] == 0
     with db.connect() as conn:
         assert conn.execute(text("select count(*) from raw.usage_events")).scalar() == 10

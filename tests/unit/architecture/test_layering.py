@@ -24,15 +24,18 @@ ALLOWED = {
     "billing": ("meterline.core",),
     "alerts": ("ingestion", "billing", "meterline.core"),
     "portal": ("ingestion", "billing", "meterline.core"),
-    "meterline.server": ("portal", "alerts", "ingestion", "billing", "meterline.core"),
+    "meterline.server": (
+        "meterline.observability", "portal", "alerts", "ingestion", "billing", "meterline.core",
+    ),
+    "meterline.observability": ("portal", "alerts", "ingestion", "billing", "meterline.core"),
     "meterline.bench": (
-        "meterline.server", "alerts", "portal", "ingestion", "billing", "meterline.core",
+        "meterline.server", "meterline.observability", "alerts", "portal", "ingestion", "billing", "meterline.core",
     ),
     "orchestration": (
-        "meterline.server", "portal", "alerts", "ingestion", "billing", "meterline.core",
+        "meterline.server", "meterline.observability", "portal", "alerts", "ingestion", "billing", "meterline.core",
     ),
     "meterline.cli": (
-        "orchestration", "meterline.bench", "meterline.server", "portal", "alerts", "ingestion",
+        "orchestration", "meterline.bench", "meterline.server", "meterline.observability", "portal", "alerts", "ingestion",
         "billing", "meterline.core",
     ),
 }  # fmt: skip
