@@ -91,7 +91,7 @@ def connection_arguments(database_url: str) -> tuple[str, dict[str, str]]:
     and the password in ``PGPASSWORD`` so it never shows in ``ps`` or in an error."""
     url = make_url(database_url.replace("postgres://", "postgresql://", 1))
     env = {"PGPASSWORD": url.password} if url.password else {}
-    bare = url.set(drivername="postgresql", password=None)
+    bare = url._replace(drivername="postgresql", password=None)  # .set() ignores None
     return bare.render_as_string(hide_password=False), env
 
 
