@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +89,23 @@ def find_tool(name: str, server_major: int) -> PgTool:
     return usable[0]
 
 
-def connection_arguments(database_url: str) -> tuple[str, dict[str, str]]:
-    """(``--dbname`` value, extra environment) for a libpq tool: the URL without its password,
-    and the password in ``PGPASSWORD`` so it never shows in ``ps`` or in an error."""
+@contextmanager
+def libpq_dbname(database_url: str) -> Iterator[str]:
+    """A ``--dbname`` value for a libpq tool: the URL without its password, which goes into a
+    temporary ``passfile`` (mode 0600, deleted afterwards) so it never shows in ``ps``, in
+    the environment or in an error."""
     url = make_url(database_url.replace("postgres://", "postgresql://", 1))
-    env = {"PGPASSWORD": url.password} if url.password else {}
     bare = url._replace(drivername="postgresql", password=None)  # .set() ignores None
-    return bare.render_as_string(hide_password=False), env
+    if not url.password:
+        yield bare.render_as_string(hide_password=False)
+        return
+    escaped = url.password.replace("\\", "\\\\").replace(":", "\\:")
+    with tempfile.TemporaryDirectory(prefix="meterline-pgpass-") as folder:
+        passfile = Path(folder) / "pgpass"
+        passfile.touch(mode=0o600)
+        passfile.write_text(f"*:*:*:*:{escaped}\n")
+        with_passfile = bare.update_query_dict({"passfile": str(passfile)})
+        yield with_passfile.render_as_string(hide_password=False)
 
 
 def server_major(conn) -> int:

@@ -9,7 +9,6 @@ part of it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from sqlalchemy import text
 
 from meterline.core.backup.pg_tools import (
     BackupError,
-    connection_arguments,
     find_tool,
+    libpq_dbname,
     server_major,
 )
 from meterline.core.db import get_engine
@@ -28,14 +27,13 @@ SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
 def _run(tool, args: list[str], database_url: str, what: str) -> None:
-    dbname, extra_env = connection_arguments(database_url)
-    proc = subprocess.run(
-        [str(tool.path), *args, f"--dbname={dbname}"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **extra_env},
-        check=False,
-    )
+    with libpq_dbname(database_url) as dbname:
+        proc = subprocess.run(
+            [str(tool.path), *args, f"--dbname={dbname}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if proc.returncode != 0:
         message = redact((proc.stderr or proc.stdout).strip())[-800:]
         raise BackupError(f"{what} failed ({tool.path.name} {tool.version}): {message}")

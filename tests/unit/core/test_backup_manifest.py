@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import stat
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from meterline.core.backup.manifest import Manifest, describe_file
-from meterline.core.backup.pg_tools import BackupError, connection_arguments, find_tool
+from meterline.core.backup.pg_tools import BackupError, find_tool, libpq_dbname
 from meterline.core.backup.run import migration_revisions
 
 
@@ -75,10 +78,16 @@ def test_pg_dump_for_a_server_no_installed_tool_suits_names_what_it_found():
     assert find_tool("pg_dump", 15).major >= 15
 
 
-def test_the_password_goes_to_the_environment_never_to_the_command_line():
-    dbname, env = connection_arguments(
-        "postgresql://ml:s3cret@db.internal:5433/meterline?sslmode=require"
-    )
-    assert "s3cret" not in dbname and env == {"PGPASSWORD": "s3cret"}
-    assert dbname == "postgresql://ml@db.internal:5433/meterline?sslmode=require"
-    assert connection_arguments("postgresql://ml@db/m") == ("postgresql://ml@db/m", {})
+def test_the_password_goes_to_a_private_passfile_never_to_the_command_line():
+    url = "postgresql://ml:s3:cr\\et@db.internal:5433/meterline?sslmode=require"
+    with libpq_dbname(url) as dbname:
+        assert "s3" not in dbname
+        assert dbname.startswith("postgresql://ml@db.internal:5433/meterline?")
+        query = parse_qs(urlsplit(dbname).query)
+        assert query["sslmode"] == ["require"]
+        passfile = Path(query["passfile"][0])
+        assert passfile.read_text() == "*:*:*:*:s3\\:cr\\\\et\n"
+        assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
+    assert not passfile.exists()
+    with libpq_dbname("postgresql://ml@db/m") as dbname:
+        assert dbname == "postgresql://ml@db/m"
