@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium demo test test-fast ui lint bench services-down clean
+.PHONY: install chromium demo test test-fast ui lint bench screenshots services-down clean
 
 install: $(STAMP)
 
@@ -48,10 +48,14 @@ ui: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check meterline ingestion billing alerts orchestration tests
+	$(BIN)/ruff format --check meterline ingestion billing alerts orchestration tests scripts
 
 bench: install
 	$(BIN)/meterline bench
+
+# docs/img/dagster-asset-graph.png and docs/img/finance-report.png, retaken in headless Chromium.
+screenshots: install chromium
+	$(BIN)/python scripts/screenshots.py
 
 services-down: install
 	$(BIN)/meterline services down

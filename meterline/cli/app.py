@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from meterline.cli import billing_cmd, catalog_cmd, imports_cmd, serve_cmd
+from meterline.cli import backup_cmd, billing_cmd, catalog_cmd, imports_cmd, serve_cmd
 from meterline.cli.dead_letters_cmd import dead_letters_app
 from meterline.cli.plans_cmd import plans_app
 from meterline.cli.services_cmd import services_app
@@ -36,6 +36,8 @@ app.command()(catalog_cmd.migrate)
 app.command("import")(imports_cmd.import_cmd)
 app.command()(billing_cmd.invoice)
 app.command()(billing_cmd.reconcile)
+app.command()(backup_cmd.backup)
+app.command()(backup_cmd.restore)
 app.command()(serve_cmd.demo)
 app.command()(serve_cmd.serve)
 app.command()(serve_cmd.ui)

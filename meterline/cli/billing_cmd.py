@@ -28,8 +28,19 @@ def invoice(month: str = typer.Option(..., "--month", help="Billing month YYYY-M
 
 
 def reconcile(month: str = typer.Option(..., "--month", help="Billing month YYYY-MM.")) -> None:
-    """Reconcile Stripe against the expected amounts and write the finance report."""
-    from meterline.cli.billing import run_reconcile
+    """Reconcile Stripe against the expected amounts and write the finance report.
+
+    Exits 1 when any invoice has an unexplained difference (so a script or a cron job notices);
+    the report says which and why."""
+    from meterline.cli.billing import UnexplainedDifferences, run_reconcile
 
     period = parse_month(month)
-    run_reconcile(runtime(), console, period)
+    rt = runtime()
+    unexplained = run_reconcile(rt, console, period)
+    if unexplained:
+        report = rt.settings.reports_dir / f"{period:%Y-%m}" / "reconciliation.html"
+        raise UnexplainedDifferences(
+            f"reconciliation of {period:%Y-%m}: {unexplained} invoice(s) with unexplained "
+            f"differences; open {report} and fix them in Stripe or in Meterline, then run "
+            f"`meterline reconcile --month {period:%Y-%m}` again"
+        )
