@@ -10,7 +10,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from billing.stripe_emulator import customers, invoice_items, invoice_lifecycle, invoices
+from billing.stripe_emulator import (
+    customer_balance,
+    customers,
+    invoice_items,
+    invoice_lifecycle,
+    invoices,
+)
 from billing.stripe_emulator.listing import paginate, same, search, search_page
 from billing.stripe_emulator.state import EmulatorState
 
@@ -29,6 +35,14 @@ def _routes() -> list[tuple[str, re.Pattern, str, Handler]]:
          lambda s, m, p: search_page(search(s, "customers", p.get("query", "")), p, "/v1/customers/search", same)),
         ("GET", r"/v1/customers", "CustomerListParams",
          lambda s, m, p: paginate(customers.list_customers(s, p), p, "/v1/customers", same)),
+        ("POST", r"/v1/customers/(?P<id>[^/]+)/balance_transactions", "CustomerBalanceTransactionCreateParams",
+         lambda s, m, p: customer_balance.create_balance_transaction(s, m["id"], p)),
+        ("GET", r"/v1/customers/(?P<id>[^/]+)/balance_transactions", "CustomerBalanceTransactionListParams",
+         lambda s, m, p: paginate(customer_balance.list_balance_transactions(s, m["id"], p), p,
+                                  f"/v1/customers/{m['id']}/balance_transactions", same)),
+        ("GET", r"/v1/customers/(?P<id>[^/]+)/balance_transactions/(?P<txn>[^/]+)",
+         "CustomerBalanceTransactionRetrieveParams",
+         lambda s, m, p: customer_balance.balance_transaction(s, m["id"], m["txn"])),
         ("GET", r"/v1/customers/(?P<id>[^/]+)", "CustomerRetrieveParams", lambda s, m, p: s.customer(m["id"])),
         ("POST", r"/v1/customers/(?P<id>[^/]+)", "CustomerUpdateParams",
          lambda s, m, p: customers.update_customer(s, m["id"], p)),

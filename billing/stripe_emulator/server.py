@@ -203,7 +203,7 @@ class Emulator:
                 StripeFailure(
                     404,
                     f"Unrecognized request URL ({method}: {path}). The Meterline Stripe emulator "
-                    "implements customers, invoices and invoiceitems.",
+                    "implements customers (and their balance transactions), invoices and invoiceitems.",
                 ).body(),
                 {},
             )
