@@ -313,7 +313,9 @@ def _create_draft(run: _Run, tenant_id: str, customer_id: str, currency: str, to
 
 
 def _finalize(run: _Run, tenant_id: str, invoice_id: str, total: int, currency: str) -> Any:
-    """Finalize the draft and check Stripe's total equals the expected total."""
+    """Finalize the draft only when Stripe's total equals the expected total (checked before,
+    and again after, in case the draft changed in between)."""
+    run.stripe.require_total(tenant_id, invoice_id, total, currency)
     invoice = run.stripe.finalize(tenant_id, invoice_id)
     if invoice.total != total:
         raise InvoicingError(

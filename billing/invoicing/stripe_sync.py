@@ -15,6 +15,7 @@ from typing import Any
 
 import stripe
 
+from billing.invoicing.errors import InvoicingError
 from billing.invoicing.expected import ExpectedLine
 from billing.stripe_client import (
     RetryPolicy,
@@ -27,6 +28,8 @@ from meterline.core.numbers import format_quantity
 from meterline.core.periods import month_bounds
 
 log = logging.getLogger(__name__)
+
+MAX_ITEM_GENERATIONS = 5  # repair rounds of a draft before giving up (see ``sync_items``)
 
 
 def idempotency_key(*parts: object) -> str:
@@ -211,23 +214,71 @@ class StripeSync:
     def sync_items(
         self, tenant_id: str, customer_id: str, invoice_id: str, lines: list[ExpectedLine]
     ) -> dict[str, str | None]:
-        """Make the draft's items equal ``lines``: keep equal items, replace changed ones,
-        delete the rest. Returns ``line_key`` -> invoice item id."""
-        existing = self.draft_items(invoice_id)
-        wanted = {line.line_key: line for line in lines}
-        for key, item in existing.items():
-            line = wanted.get(key)
-            if line is None or _differs(item, line):
-                self.delete_item(item.id)
-        item_ids: dict[str, str | None] = {}
-        for line in lines:
-            item = existing.get(line.line_key)
-            if item is None or _differs(item, line):
-                item = self.create_item(tenant_id, customer_id, invoice_id, line)
-            item_ids[line.line_key] = item.id
-        return item_ids
+        """Make the draft's items equal ``lines`` and prove it by listing them again.
 
-    def create_item(self, tenant_id: str, customer_id: str, invoice_id: str, line: ExpectedLine):
+        Each round lists the draft's items, deletes wrong ones (unknown ``line_key``, other
+        amount, a duplicate) and creates the missing ones; it ends when a listing equals
+        ``lines``. A create whose idempotency key replays an item that no longer exists (the
+        amount went A -> B -> A, or the item was deleted by hand) leaves its line missing, so
+        the next round uses the key's next generation (``...:g2``). Returns ``line_key`` ->
+        invoice item id; raises ``InvoicingError`` when the draft cannot be made complete.
+        """
+        wanted = {line.line_key: line for line in lines}
+        for generation in range(1, MAX_ITEM_GENERATIONS + 2):
+            existing = self.draft_items(invoice_id)
+            wrong = [
+                item
+                for key, item in existing.items()
+                if key not in wanted or _differs(item, wanted[key])
+            ]
+            missing = [
+                line
+                for key, line in wanted.items()
+                if key not in existing or _differs(existing[key], line)
+            ]
+            if not wrong and not missing:
+                return {key: existing[key].id for key in wanted}
+            if generation > MAX_ITEM_GENERATIONS:
+                break
+            if generation > 1:
+                log.warning(
+                    "draft %s of %s for %s is incomplete after round %d (%d wrong, %d missing "
+                    "item(s)); repairing with key generation %d",
+                    invoice_id, tenant_id, self.tag, generation - 1, len(wrong), len(missing),
+                    generation,
+                )  # fmt: skip
+            for item in wrong:
+                self.delete_item(item.id)
+            for line in missing:
+                self.create_item(tenant_id, customer_id, invoice_id, line, generation)
+        raise InvoicingError(
+            f"draft {invoice_id} of tenant {tenant_id!r} for {self.tag} still differs from the "
+            f"expected lines after {MAX_ITEM_GENERATIONS} repair rounds (wrong: "
+            f"{sorted(str(i.id) for i in wrong)}, missing: {sorted(m.line_key for m in missing)}); "
+            "it was not finalized - check the draft in Stripe, then re-run the partition"
+        )
+
+    def require_total(self, tenant_id: str, invoice_id: str, total: int, currency: str) -> None:
+        """Stripe's draft total must equal ``total`` before it may be finalized."""
+        draft = self.retrieve_invoice(invoice_id)
+        if draft.status == "draft" and draft.total != total:
+            raise InvoicingError(
+                f"draft {invoice_id} of tenant {tenant_id!r} for {self.tag} totals "
+                f"{draft.total} in Stripe, expected {total} ({currency}); it was not "
+                "finalized - check the draft's items in Stripe, then re-run the partition"
+            )
+
+    def create_item(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        invoice_id: str,
+        line: ExpectedLine,
+        generation: int = 1,
+    ):
+        """One invoice item; ``generation`` > 1 suffixes the key (``:g2``) so that a key whose
+        stored answer is an item deleted since then is not replayed again."""
+        suffix = () if generation == 1 else (f"g{generation}",)
         metadata = {
             "meterline_tenant_id": tenant_id,
             "meterline_install": self.install,
@@ -252,7 +303,7 @@ class StripeSync:
             },
             options={
                 "idempotency_key": self.key(
-                    tenant_id, self.tag, invoice_id, "line", line.line_key, line.amount
+                    tenant_id, self.tag, invoice_id, "line", line.line_key, line.amount, *suffix
                 )
             },
         )
