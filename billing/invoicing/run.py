@@ -35,6 +35,7 @@ from meterline.core.periods import month_bounds, month_start
 log = logging.getLogger(__name__)
 
 FINALIZED = ("open", "paid", "uncollectible", "void")
+SETTLED = ("skipped", "credited")  # not invoiced: carried forward, or credited to the balance
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,15 @@ def _invoice_tenant(run: _Run, tenant_id: str, lines: list[ExpectedLine]) -> Ten
         record = store.recorded_invoice(conn, tenant_id, run.period)
     if record is not None and record.status in FINALIZED and record.stripe_invoice_id:
         return _refresh_finalized(run, tenant_id, record.stripe_invoice_id, currency)
-    if total <= 0 or total < to_minor(run.minimum_amount, currency):
+    if record is not None and record.status in SETTLED:
+        # a skipped month's lines were carried forward to later invoices, a credited one is
+        # on the customer balance: re-invoicing the month would bill them twice
+        return TenantInvoice(
+            tenant_id, "unchanged", record.status, currency, int(record.amount_due),
+        )  # fmt: skip
+    if total < 0:
+        return _credit(run, tenant_id, lines, currency, total)
+    if total == 0 or total < to_minor(run.minimum_amount, currency):
         return _skip(run, tenant_id, lines, currency, total)
     customer_id = _sync_customer(run, tenant_id)
     invoice = run.stripe.find_invoice(
@@ -225,6 +234,32 @@ def _skip(
     return TenantInvoice(tenant_id, "skipped", "skipped", currency, total, lines=list(lines))
 
 
+def _credit(
+    run: _Run, tenant_id: str, lines: list[ExpectedLine], currency: str, total: int
+) -> TenantInvoice:
+    """A negative month (a credit adjustment larger than what is owed): no invoice; the credit
+    goes on the Stripe customer balance, which Stripe applies to the next invoices. Recorded
+    ``crediting`` first and ``credited`` with the balance transaction's id after, so a crash
+    in between resumes (the month's credit is looked up before one is created)."""
+    customer_id = _sync_customer(run, tenant_id)
+    with run.engine.begin() as conn:
+        store.record_invoice(
+            conn, tenant_id, run.period, status="crediting", currency=currency, amount_due=total,
+            usage_cutoff=run.usage_cutoff, stripe_customer_id=customer_id,
+        )  # fmt: skip
+        store.record_lines(conn, tenant_id, run.period, lines, {})
+    txn = run.stripe.credit_balance(tenant_id, customer_id, total, currency)
+    with run.engine.begin() as conn:
+        store.record_invoice(
+            conn, tenant_id, run.period, status="credited", currency=currency, amount_due=total,
+            usage_cutoff=run.usage_cutoff, stripe_customer_id=customer_id,
+            stripe_balance_transaction_id=txn.id,
+        )  # fmt: skip
+    return TenantInvoice(
+        tenant_id, "credited", "credited", currency, total, None, customer_id, list(lines)
+    )
+
+
 def _sync_customer(run: _Run, tenant_id: str) -> str:
     """The tenant's Stripe customer: the recorded one, else found or created and recorded."""
     with run.engine.connect() as conn:
@@ -250,8 +285,17 @@ def _recover(
     lines: list[ExpectedLine],
     currency: str,
 ) -> TenantInvoice:
-    """Finalized earlier but not recorded (crash after finalize): record what Stripe has."""
-    item_ids = run.stripe.finalized_item_ids(invoice.id)
+    """Finalized earlier but not recorded (crash after finalize): record what Stripe has -
+    its total and its lines as they are in Stripe, so a difference from ``lines`` is billed
+    (or credited) as an adjustment on the next invoice instead of being recorded as billed."""
+    stripe_lines, item_ids = run.stripe.finalized_lines(invoice.id, currency)
+    expected = sum(line.amount for line in lines)
+    if invoice.total != expected:
+        log.warning(
+            "recovered invoice %s of %s for %s totals %s in Stripe, expected %s (%s): the "
+            "difference goes on the next invoice as an adjustment",
+            invoice.id, tenant_id, run.tag, invoice.total, expected, currency,
+        )  # fmt: skip
     with run.engine.begin() as conn:
         store.record_invoice(
             conn, tenant_id, run.period, status=invoice.status, currency=currency,
@@ -259,10 +303,10 @@ def _recover(
             stripe_invoice_id=invoice.id, stripe_customer_id=customer_id,
             finalized_at=finalized_at(invoice),
         )  # fmt: skip
-        store.record_lines(conn, tenant_id, run.period, lines, item_ids)
+        store.record_lines(conn, tenant_id, run.period, stripe_lines, item_ids)
     return TenantInvoice(
         tenant_id, "recovered", invoice.status, currency, invoice.total, invoice.id, customer_id,
-        list(lines),
+        stripe_lines,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import stripe
@@ -191,6 +192,53 @@ class StripeSync:
                 raise
             return invoice
 
+    # customer balance credits ------------------------------------------------------------
+    def balance_credit(self, tenant_id: str, customer_id: str):
+        """This month's credit on the customer balance, if one was issued (list: consistent)."""
+        page = self.call(
+            "balance transaction list",
+            self.client.v1.customers.balance_transactions.list,
+            customer_id,
+            params={"limit": 100},
+        )
+        for txn in page.auto_paging_iter():
+            if (
+                txn.type == "adjustment"
+                and metadata_of(txn).get("meterline_period") == self.tag
+                and self.ours(txn, tenant_id)
+            ):
+                return txn
+        return None
+
+    def credit_balance(self, tenant_id: str, customer_id: str, amount: int, currency: str):
+        """Credit ``-amount`` to the customer balance (``amount`` < 0), once per month: an
+        existing credit of the month is adopted (and must be of the same amount)."""
+        found = self.balance_credit(tenant_id, customer_id)
+        if found is not None:
+            if found.amount != amount:
+                raise InvoicingError(
+                    f"tenant {tenant_id!r} already has a {self.tag} customer balance credit "
+                    f"{found.id} of {found.amount}, but {amount} ({currency}) is owed now; "
+                    "check the customer balance in Stripe - the difference is not credited twice"
+                )
+            return found
+        return self.call(
+            "balance transaction create",
+            self.client.v1.customers.balance_transactions.create,
+            customer_id,
+            params={
+                "amount": amount,
+                "currency": currency.lower(),
+                "description": f"Meterline credit for {self.tag} (prior-period adjustments)",
+                "metadata": {
+                    "meterline_tenant_id": tenant_id,
+                    "meterline_install": self.install,
+                    "meterline_period": self.tag,
+                },
+            },
+            options={"idempotency_key": self.key(tenant_id, self.tag, "balance_credit", amount)},
+        )
+
     # invoice items -----------------------------------------------------------------------
     def draft_items(self, invoice_id: str) -> dict[str, Any]:
         """The items on our draft by ``line_key``; a duplicate item is deleted."""
@@ -308,18 +356,49 @@ class StripeSync:
             },
         )
 
-    def finalized_item_ids(self, invoice_id: str) -> dict[str | None, str]:
-        """``line_key`` -> invoice item id, read from a finalized invoice's line items."""
-        return {
-            metadata_of(li).get("line_key"): li.parent.invoice_item_details.invoice_item
-            for li in self.call(
-                "invoice lines",
-                self.client.v1.invoices.line_items.list,
-                invoice_id,
-                params={"limit": 100},
-            ).auto_paging_iter()
-            if li.parent and li.parent.invoice_item_details
-        }
+    def finalized_lines(
+        self, invoice_id: str, currency: str
+    ) -> tuple[list[ExpectedLine], dict[str, str | None]]:
+        """What a finalized invoice really bills of Meterline's lines, read from its line items
+        (``line_key`` from the metadata), and ``line_key`` -> item. A line made by hand (no
+        ``line_key``) is not Meterline's: left out (reconciliation reports the total)."""
+        lines: list[ExpectedLine] = []
+        item_ids: dict[str, str | None] = {}
+        for li in self.call(
+            "invoice lines",
+            self.client.v1.invoices.line_items.list,
+            invoice_id,
+            params={"limit": 100},
+        ).auto_paging_iter():
+            details = li.parent.invoice_item_details if li.parent else None
+            item_id = details.invoice_item if details else None
+            meta = metadata_of(li)
+            key = meta.get("line_key")
+            if not key:
+                log.warning("invoice %s has a line %s made outside Meterline", invoice_id, li.id)
+                continue
+            lines.append(
+                ExpectedLine(
+                    line_key=key,
+                    line_type=meta.get("line_type") or "stripe",
+                    meter=meta.get("meter"),
+                    plan_id=None,
+                    quantity=_quantity(meta.get("quantity")),
+                    amount=int(li.amount),
+                    currency=currency,
+                    description=li.description or key,
+                )
+            )
+            item_ids[key] = item_id
+        return lines, item_ids
+
+
+def _quantity(text: str | None) -> Decimal:
+    """The ``quantity`` metadata Meterline wrote (``1,234,567``); 0 when absent or edited."""
+    try:
+        return Decimal((text or "0").replace(",", ""))
+    except InvalidOperation:
+        return Decimal(0)
 
 
 def _differs(item: Any, line: ExpectedLine) -> bool:
