@@ -189,6 +189,8 @@ def _invoice_tenant(run: _Run, tenant_id: str, lines: list[ExpectedLine]) -> Ten
         )  # fmt: skip
     if total < 0:
         return _credit(run, tenant_id, lines, currency, total)
+    if record is not None and record.status == "crediting":
+        _require_no_credit(run, tenant_id)  # the month turned positive since a crash
     if total == 0 or total < to_minor(run.minimum_amount, currency):
         return _skip(run, tenant_id, lines, currency, total)
     customer_id = _sync_customer(run, tenant_id)
@@ -258,6 +260,18 @@ def _credit(
     return TenantInvoice(
         tenant_id, "credited", "credited", currency, total, None, customer_id, list(lines)
     )
+
+
+def _require_no_credit(run: _Run, tenant_id: str) -> None:
+    """A month recorded ``crediting`` that owes money now: only invoice it if no credit was
+    issued before the crash (else it would be credited and invoiced)."""
+    issued = run.stripe.balance_credit(tenant_id, _sync_customer(run, tenant_id))
+    if issued is not None:
+        raise InvoicingError(
+            f"tenant {tenant_id!r} was credited {issued.amount} on the customer balance for "
+            f"{run.tag} ({issued.id}), but the month owes money now, so it is not invoiced "
+            "on top of the credit; settle the month by hand in Stripe and meterline.invoices"
+        )
 
 
 def _sync_customer(run: _Run, tenant_id: str) -> str:

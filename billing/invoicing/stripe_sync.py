@@ -268,7 +268,8 @@ class StripeSync:
         amount, a duplicate) and creates the missing ones; it ends when a listing equals
         ``lines``. A create whose idempotency key replays an item that no longer exists (the
         amount went A -> B -> A, or the item was deleted by hand) leaves its line missing, so
-        the next round uses the key's next generation (``...:g2``). Returns ``line_key`` ->
+        the next round uses the key's next repair round (``...:r2``; not ``:g<n>``, which
+        ``with_idempotent_retries`` uses past a stored 5xx). Returns ``line_key`` ->
         invoice item id; raises ``InvoicingError`` when the draft cannot be made complete.
         """
         wanted = {line.line_key: line for line in lines}
@@ -324,9 +325,9 @@ class StripeSync:
         line: ExpectedLine,
         generation: int = 1,
     ):
-        """One invoice item; ``generation`` > 1 suffixes the key (``:g2``) so that a key whose
+        """One invoice item; ``generation`` > 1 suffixes the key (``:r2``) so that a key whose
         stored answer is an item deleted since then is not replayed again."""
-        suffix = () if generation == 1 else (f"g{generation}",)
+        suffix = () if generation == 1 else (f"r{generation}",)
         metadata = {
             "meterline_tenant_id": tenant_id,
             "meterline_install": self.install,
