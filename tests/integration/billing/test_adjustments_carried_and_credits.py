@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
 
 from billing.invoicing import create_invoices
@@ -215,3 +216,38 @@ def test_stripes_minimum_charge_carry_is_explained_not_a_mismatch(db, mart, clie
     assert (oct_row.category, oct_row.balance_applied, oct_row.amount_due) == (
         "matched", 30, 1030,
     )  # fmt: skip
+
+
+def test_a_credit_whose_answer_was_lost_is_found_not_issued_twice(db, mart, client, emulator):  # noqa: F811
+    from billing.invoicing import InvoicingError
+    from billing.stripe_client import RetryPolicy
+    from tests.integration.billing.test_stripe_invoicing_and_reconciliation import (
+        clear_faults,
+        fault,
+    )
+
+    create_tenant(db, "acme", "payg", at=date(2026, 1, 1))
+    mart.put("acme", AUG, "payg", {"api_calls": D(10_000_000)})
+    _invoice(db, client, AUG)
+    mart.put("acme", AUG, "payg", {"api_calls": D(5_000_000)})  # -1,000.00
+    mart.put("acme", SEP, "payg", {"api_calls": D(20_000)})
+    # the credit is made in Stripe, but its answer never comes back
+    fault(emulator, status=500, count=1, path_prefix="/v1/customers/", method="POST", mode="after")
+    try:
+        with pytest.raises(InvoicingError):
+            create_invoices(
+                db, client, SEP, usage_cutoff=cutoff(SEP), retry=RetryPolicy(1, 0.01, 0.01)
+            )
+    finally:
+        clear_faults(emulator)
+    with db.connect() as conn:
+        status = conn.execute(
+            text("select status from meterline.invoices where period = :p"), {"p": SEP}
+        ).scalar()
+    assert status == "crediting"
+
+    assert _invoice(db, client, SEP).invoices[0].status == "credited"
+    [aug] = stripe_invoices(client, AUG)
+    ledger = client.v1.customers.balance_transactions.list(aug.customer).data
+    assert [(t.type, t.amount) for t in ledger] == [("adjustment", -99000)]
+    assert [r.category for r in _categories(db, client, SEP)] == ["matched"]
