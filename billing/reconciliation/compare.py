@@ -243,8 +243,14 @@ def _explain_difference(
         where = ", ".join(f"{p:%Y-%m} invoice {inv_id}" for _, p, inv_id in billed_later)
         return (
             "adjustment_explained",
-            f"{format_minor(difference, currency)} of usage loaded after this invoice was "
-            f"finalized{cause} was billed as a prior-period adjustment on the {where}",
+            (
+                f"{format_minor(difference, currency)} of usage loaded after this invoice was "
+                f"finalized{cause}"
+                if late_events
+                else f"{format_minor(difference, currency)} this invoice did not bill (no late "
+                "events: the month was re-rated, or a line was missing when it was finalized)"
+            )
+            + f" was billed as a prior-period adjustment on the {where}",
         )
     if ours and record.amount_due == stripe_amount and billed == 0 and late_events:
         return (

@@ -6,6 +6,7 @@ Through the official SDK against the emulator, real Postgres; the mart is the st
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ from billing.stripe_client import RetryPolicy
 from meterline.core.tenants import create_tenant
 from tests.integration.billing.test_stripe_invoicing_and_reconciliation import (
     FAST,
+    OCT,
     SEP,
     clear_faults,
     cutoff,
@@ -136,8 +138,6 @@ def test_a_draft_that_cannot_be_completed_is_never_finalized(db, mart, client, e
 
 
 def mart_start():
-    from datetime import date
-
     return date(2026, 1, 1)
 
 
@@ -146,3 +146,38 @@ def _reports():
     from pathlib import Path
 
     return Path(os.environ["METERLINE_HOME"]) / "reports"
+
+
+def test_a_short_invoice_finalized_by_hand_is_recorded_as_stripe_has_it(db, mart, client, emulator):  # noqa: F811
+    create_tenant(db, "acme", "payg", at=mart_start())
+    mart.put("acme", SEP, "payg", A_USAGE)
+    _run_that_stops_before_finalize(db, client, emulator)
+    draft = _draft(client)
+    storage = next(
+        i for i in client.v1.invoice_items.list(params={"invoice": draft.id}).data
+        if i.metadata["line_key"] == "usage:storage_gb"
+    )  # fmt: skip
+    client.v1.invoice_items.delete(storage.id)
+    client.v1.invoices.finalize_invoice(draft.id)  # by hand, short of the storage line
+
+    again = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+    assert (again.count("recovered"), again.invoices[0].amount_due) == (1, 1000)
+    with db.connect() as conn:
+        recorded = conn.execute(
+            text("select line_key, amount from meterline.invoice_lines order by line_key")
+        ).all()
+    assert [tuple(r) for r in recorded] == [("usage:api_calls", 1000)]  # what Stripe billed
+
+    # the next invoice bills the missing line once, and September is explained
+    mart.put("acme", OCT, "payg", {"api_calls": D(20_000)})
+    create_invoices(db, client, OCT, usage_cutoff=cutoff(OCT), retry=FAST,
+                    now=cutoff(OCT) + timedelta(hours=1))  # fmt: skip
+    [oct_invoice] = stripe_invoices(client, OCT, "acme")
+    assert lines_of(client, oct_invoice) == [
+        ("adjustment:2026-09:usage:storage_gb", 125),
+        ("usage:api_calls", 1000),
+    ]
+    assert client.v1.invoices.retrieve(draft.id).total == 1000  # finalized: never changed
+    [sep_row] = reconcile(db, client, SEP, reports_dir=_reports()).rows
+    assert sep_row.category == "adjustment_explained" and oct_invoice.id in sep_row.explanation
+    assert "no late events" in sep_row.explanation
