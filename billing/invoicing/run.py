@@ -187,11 +187,17 @@ def _invoice_tenant(run: _Run, tenant_id: str, lines: list[ExpectedLine]) -> Ten
         return TenantInvoice(
             tenant_id, "unchanged", record.status, currency, int(record.amount_due),
         )  # fmt: skip
+    not_invoiced = total < 0 or total == 0 or total < to_minor(run.minimum_amount, currency)
+    if not_invoiced and record is not None and record.status in ("pending", "draft"):
+        finalized = _drop_draft(run, tenant_id, record)  # an earlier run's draft not owed now
+        if finalized is not None:  # it was finalized after all (a crash right after)
+            customer_id = _sync_customer(run, tenant_id)
+            return _recover(run, tenant_id, customer_id, finalized, lines, currency)
     if total < 0:
         return _credit(run, tenant_id, lines, currency, total)
     if record is not None and record.status == "crediting":
         _require_no_credit(run, tenant_id)  # the month turned positive since a crash
-    if total == 0 or total < to_minor(run.minimum_amount, currency):
+    if not_invoiced:
         return _skip(run, tenant_id, lines, currency, total)
     customer_id = _sync_customer(run, tenant_id)
     invoice = run.stripe.find_invoice(
@@ -260,6 +266,21 @@ def _credit(
     return TenantInvoice(
         tenant_id, "credited", "credited", currency, total, None, customer_id, list(lines)
     )
+
+
+def _drop_draft(run: _Run, tenant_id: str, record: Any) -> Any | None:
+    """Delete the month's Stripe draft left by an earlier run (a draft bills nothing), so a
+    month now skipped or credited leaves none to be finalized by hand. Returns the month's
+    invoice if it is no longer a draft (finalized after all: to be recovered, not dropped)."""
+    customer_id = _sync_customer(run, tenant_id)
+    invoice = run.stripe.find_invoice(tenant_id, customer_id, record.stripe_invoice_id)
+    if invoice is not None and invoice.status != "draft":
+        return invoice
+    if invoice is not None:
+        run.stripe.delete_draft(invoice.id)
+    with run.engine.begin() as conn:
+        store.forget_stripe_invoice(conn, tenant_id, run.period)
+    return None
 
 
 def _require_no_credit(run: _Run, tenant_id: str) -> None:

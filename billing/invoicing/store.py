@@ -31,6 +31,17 @@ def update_status(conn: Connection, tenant_id: str, period: date, status: str) -
     )
 
 
+def forget_stripe_invoice(conn: Connection, tenant_id: str, period: date) -> None:
+    """The month's draft was deleted in Stripe: its id is no longer the month's invoice."""
+    conn.execute(
+        text(
+            "update meterline.invoices set stripe_invoice_id = null "
+            "where tenant_id = :t and period = :p"
+        ),
+        {"t": tenant_id, "p": period},
+    )
+
+
 def record_invoice(
     conn: Connection,
     tenant_id: str,

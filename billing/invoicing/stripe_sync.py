@@ -176,6 +176,9 @@ class StripeSync:
             options={"idempotency_key": self.key(tenant_id, self.tag, "invoice")},
         )
 
+    def delete_draft(self, invoice_id: str) -> None:
+        self.call("invoice delete", self.client.v1.invoices.delete, invoice_id)
+
     def finalize(self, tenant_id: str, invoice_id: str):
         """Finalize the draft; when Stripe refuses, the invoice as it is (if no longer a draft)."""
         try:

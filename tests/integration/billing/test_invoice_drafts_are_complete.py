@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+import stripe
 from sqlalchemy import text
 
 from billing.invoicing import InvoicingError, create_invoices
@@ -181,3 +182,31 @@ def test_a_short_invoice_finalized_by_hand_is_recorded_as_stripe_has_it(db, mart
     [sep_row] = reconcile(db, client, SEP, reports_dir=_reports()).rows
     assert sep_row.category == "adjustment_explained" and oct_invoice.id in sep_row.explanation
     assert "no late events" in sep_row.explanation
+
+
+def test_a_draft_left_by_a_crash_is_deleted_when_the_month_is_skipped_after_all(
+    db,
+    mart,  # noqa: F811
+    client,
+    emulator,
+):
+    create_tenant(db, "acme", "payg", at=mart_start())
+    mart.put("acme", SEP, "payg", A_USAGE)
+    _run_that_stops_before_finalize(db, client, emulator)
+    draft = _draft(client)
+    mart.put("acme", SEP, "payg", {"api_calls": D(10_100)})  # 0.10 after a correction
+
+    result = create_invoices(
+        db, client, SEP, usage_cutoff=cutoff(SEP), minimum_amount="1.00", retry=FAST
+    )
+
+    assert result.invoices[0].status == "skipped"
+    assert stripe_invoices(client, SEP, "acme") == []  # no draft left to finalize by hand
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.invoices.retrieve(draft.id)
+    with db.connect() as conn:
+        row = conn.execute(text("select status, stripe_invoice_id from meterline.invoices")).one()
+    assert tuple(row) == ("skipped", None)
+    assert [r.category for r in reconcile(db, client, SEP, reports_dir=_reports()).rows] == [
+        "matched"
+    ]
