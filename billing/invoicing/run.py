@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, text
 
 from billing.invoicing import store
 from billing.invoicing.adjustments import compute_adjustments, pending_adjustment_tenants
+from billing.invoicing.credits import credit_month, require_no_credit
 from billing.invoicing.errors import InvoicingError
 from billing.invoicing.expected import ExpectedLine, read_expected_lines
 from billing.invoicing.report import InvoiceRunResult, TenantInvoice
@@ -194,9 +195,11 @@ def _invoice_tenant(run: _Run, tenant_id: str, lines: list[ExpectedLine]) -> Ten
             customer_id = _sync_customer(run, tenant_id)
             return _recover(run, tenant_id, customer_id, finalized, lines, currency)
     if total < 0:
-        return _credit(run, tenant_id, lines, currency, total)
+        customer_id = _sync_customer(run, tenant_id)
+        return credit_month(run.engine, run.stripe, tenant_id, customer_id, lines, currency, total)
     if record is not None and record.status == "crediting":
-        _require_no_credit(run, tenant_id)  # the month turned positive since a crash
+        # the month turned positive since a crash: invoice it only if no credit was issued
+        require_no_credit(run.stripe, tenant_id, _sync_customer(run, tenant_id))
     if not_invoiced:
         return _skip(run, tenant_id, lines, currency, total)
     customer_id = _sync_customer(run, tenant_id)
@@ -242,32 +245,6 @@ def _skip(
     return TenantInvoice(tenant_id, "skipped", "skipped", currency, total, lines=list(lines))
 
 
-def _credit(
-    run: _Run, tenant_id: str, lines: list[ExpectedLine], currency: str, total: int
-) -> TenantInvoice:
-    """A negative month (a credit adjustment larger than what is owed): no invoice; the credit
-    goes on the Stripe customer balance, which Stripe applies to the next invoices. Recorded
-    ``crediting`` first and ``credited`` with the balance transaction's id after, so a crash
-    in between resumes (the month's credit is looked up before one is created)."""
-    customer_id = _sync_customer(run, tenant_id)
-    with run.engine.begin() as conn:
-        store.record_invoice(
-            conn, tenant_id, run.period, status="crediting", currency=currency, amount_due=total,
-            usage_cutoff=run.usage_cutoff, stripe_customer_id=customer_id,
-        )  # fmt: skip
-        store.record_lines(conn, tenant_id, run.period, lines, {})
-    txn = run.stripe.credit_balance(tenant_id, customer_id, total, currency)
-    with run.engine.begin() as conn:
-        store.record_invoice(
-            conn, tenant_id, run.period, status="credited", currency=currency, amount_due=total,
-            usage_cutoff=run.usage_cutoff, stripe_customer_id=customer_id,
-            stripe_balance_transaction_id=txn.id,
-        )  # fmt: skip
-    return TenantInvoice(
-        tenant_id, "credited", "credited", currency, total, None, customer_id, list(lines)
-    )
-
-
 def _drop_draft(run: _Run, tenant_id: str, record: Any) -> Any | None:
     """Delete the month's Stripe draft left by an earlier run (a draft bills nothing), so a
     month now skipped or credited leaves none to be finalized by hand. Returns the month's
@@ -281,18 +258,6 @@ def _drop_draft(run: _Run, tenant_id: str, record: Any) -> Any | None:
     with run.engine.begin() as conn:
         store.forget_stripe_invoice(conn, tenant_id, run.period)
     return None
-
-
-def _require_no_credit(run: _Run, tenant_id: str) -> None:
-    """A month recorded ``crediting`` that owes money now: only invoice it if no credit was
-    issued before the crash (else it would be credited and invoiced)."""
-    issued = run.stripe.balance_credit(tenant_id, _sync_customer(run, tenant_id))
-    if issued is not None:
-        raise InvoicingError(
-            f"tenant {tenant_id!r} was credited {issued.amount} on the customer balance for "
-            f"{run.tag} ({issued.id}), but the month owes money now, so it is not invoiced "
-            "on top of the credit; settle the month by hand in Stripe and meterline.invoices"
-        )
 
 
 def _sync_customer(run: _Run, tenant_id: str) -> str:

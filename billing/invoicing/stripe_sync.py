@@ -195,53 +195,6 @@ class StripeSync:
                 raise
             return invoice
 
-    # customer balance credits ------------------------------------------------------------
-    def balance_credit(self, tenant_id: str, customer_id: str):
-        """This month's credit on the customer balance, if one was issued (list: consistent)."""
-        page = self.call(
-            "balance transaction list",
-            self.client.v1.customers.balance_transactions.list,
-            customer_id,
-            params={"limit": 100},
-        )
-        for txn in page.auto_paging_iter():
-            if (
-                txn.type == "adjustment"
-                and metadata_of(txn).get("meterline_period") == self.tag
-                and self.ours(txn, tenant_id)
-            ):
-                return txn
-        return None
-
-    def credit_balance(self, tenant_id: str, customer_id: str, amount: int, currency: str):
-        """Credit ``-amount`` to the customer balance (``amount`` < 0), once per month: an
-        existing credit of the month is adopted (and must be of the same amount)."""
-        found = self.balance_credit(tenant_id, customer_id)
-        if found is not None:
-            if found.amount != amount:
-                raise InvoicingError(
-                    f"tenant {tenant_id!r} already has a {self.tag} customer balance credit "
-                    f"{found.id} of {found.amount}, but {amount} ({currency}) is owed now; "
-                    "check the customer balance in Stripe - the difference is not credited twice"
-                )
-            return found
-        return self.call(
-            "balance transaction create",
-            self.client.v1.customers.balance_transactions.create,
-            customer_id,
-            params={
-                "amount": amount,
-                "currency": currency.lower(),
-                "description": f"Meterline credit for {self.tag} (prior-period adjustments)",
-                "metadata": {
-                    "meterline_tenant_id": tenant_id,
-                    "meterline_install": self.install,
-                    "meterline_period": self.tag,
-                },
-            },
-            options={"idempotency_key": self.key(tenant_id, self.tag, "balance_credit", amount)},
-        )
-
     # invoice items -----------------------------------------------------------------------
     def draft_items(self, invoice_id: str) -> dict[str, Any]:
         """The items on our draft by ``line_key``; a duplicate item is deleted."""
