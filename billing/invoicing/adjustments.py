@@ -1,11 +1,17 @@
-"""Prior-period adjustments: usage loaded after a month's invoice was finalized.
+"""Prior-period adjustments: what an earlier month owes that Stripe has not billed yet.
 
-For each earlier month (``ADJUSTMENT_LOOKBACK_MONTHS`` back) with a finalized, not voided
-invoice: ``fct_invoice_lines`` of that month *now* (it includes usage loaded after the invoice
-was finalized) minus what was invoiced for it minus adjustments already billed on other
-invoices, per line. A non-zero difference becomes an ``adjustment:<YYYY-MM>:<line_key>`` line
-on this month's invoice. Rating the month as a whole (not the late events alone) keeps
-graduated tiers exact. The finalized invoice itself is never touched.
+A line counts as billed only when it reached Stripe: on an invoice finalized there (``open``,
+``paid``, ``uncollectible``) or in a credit on the customer balance (``credited``). Skipped,
+voided, draft, pending and failed invoices bill nothing.
+
+For each earlier month (``ADJUSTMENT_LOOKBACK_MONTHS`` back) whose invoice was billed or
+skipped: ``fct_invoice_lines`` of that month *now* (with usage loaded late) minus the month's
+own lines if its invoice was billed (a skipped month's own lines are carried whole) minus the
+adjustments of that month already billed on other invoices, per line. A non-zero difference
+becomes an ``adjustment:<YYYY-MM>:<line_key>`` line on this month's invoice. So adjustments
+put on a skipped or voided invoice are carried again, and nothing is billed twice. Rating the
+month as a whole (not the late events alone) keeps graduated tiers exact. A finalized invoice
+itself is never touched. A voided month's own lines are not billed again (voiding forgives).
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from billing.invoicing.expected import ExpectedLine, mart_lines_by_key, meter_un
 from billing.rating import describe_usage
 from meterline.core.periods import add_months
 
-ADJUSTABLE = ("open", "paid", "uncollectible")  # a voided month is not topped up
+BILLED = ("open", "paid", "uncollectible", "credited")  # what reached Stripe
+CARRIED = ("skipped",)  # below the minimum (or nothing owed): its own lines carried whole
+ADJUSTABLE = BILLED + CARRIED  # a voided month is not topped up
 ADJUSTMENT_LOOKBACK_MONTHS = 12
 
 
@@ -32,11 +40,16 @@ def compute_adjustments(
     set_utc(conn)
     units = meter_units(conn)
     lines: list[ExpectedLine] = []
-    for prior_period in _adjustable_periods(conn, tenant_id, period):
+    for prior_period, status in _adjustable_periods(conn, tenant_id, period):
         tag = f"{prior_period:%Y-%m}"
         mart = mart_lines_by_key(conn, tenant_id, prior_period)
-        billed = _billed_lines(conn, tenant_id, prior_period)
+        billed = _billed_lines(conn, tenant_id, prior_period) if status in BILLED else {}
         adjusted = _adjusted_elsewhere(conn, tenant_id, tag, period)
+        reason = (
+            f"carried forward: the {tag} invoice was below the minimum amount"
+            if status in CARRIED
+            else "usage loaded after that invoice was finalized"
+        )
         for line_key in sorted(set(mart) | set(billed) | set(adjusted)):
             m = mart.get(line_key)
             if m is not None and m.currency != currency:
@@ -51,19 +64,20 @@ def compute_adjustments(
                 - (Decimal(b.quantity) if b else Decimal(0))
                 - done_q
             )
-            lines.append(_adjustment_line(tag, line_key, m, qty, delta, currency, units))
+            lines.append(_adjustment_line(tag, line_key, m, qty, delta, currency, units, reason))
     return lines
 
 
-def _adjustable_periods(conn: Connection, tenant_id: str, period: date) -> list[date]:
-    """Earlier months in the lookback window whose invoice is finalized and not void."""
+def _adjustable_periods(conn: Connection, tenant_id: str, period: date) -> list[tuple[date, str]]:
+    """Earlier months in the lookback window whose invoice was billed or skipped, with status."""
     return list(
         conn.execute(
             text(
                 """
-                select period from meterline.invoices
+                select period, status from meterline.invoices
                 where tenant_id = :t and period < :p and period >= :earliest
-                  and status = any(:statuses) and stripe_invoice_id is not null
+                  and status = any(:statuses)
+                  and (stripe_invoice_id is not null or status <> all(:finalized))
                 order by period
                 """
             ),
@@ -72,8 +86,9 @@ def _adjustable_periods(conn: Connection, tenant_id: str, period: date) -> list[
                 "p": period,
                 "earliest": add_months(period, -ADJUSTMENT_LOOKBACK_MONTHS),
                 "statuses": list(ADJUSTABLE),
+                "finalized": ["open", "paid", "uncollectible"],
             },
-        ).scalars()
+        ).all()
     )
 
 
@@ -96,16 +111,25 @@ def _billed_lines(conn: Connection, tenant_id: str, prior_period: date) -> dict[
 def _adjusted_elsewhere(
     conn: Connection, tenant_id: str, tag: str, period: date
 ) -> dict[str, tuple[Decimal, int]]:
-    """Adjustments of month ``tag`` already on other invoices: original line -> (qty, amount)."""
+    """Adjustments of month ``tag`` already billed on other invoices (finalized in Stripe or
+    credited): original line -> (qty, amount). Those on skipped or voided invoices are not."""
     adjusted: dict[str, tuple[Decimal, int]] = defaultdict(lambda: (Decimal(0), 0))
     for r in conn.execute(
         text(
             """
-            select line_key, quantity, amount from meterline.invoice_lines
-            where tenant_id = :t and line_key like :prefix and period <> :current
+            select l.line_key, l.quantity, l.amount
+            from meterline.invoice_lines l
+            join meterline.invoices i using (tenant_id, period)
+            where l.tenant_id = :t and l.line_key like :prefix and l.period <> :current
+              and i.status = any(:billed)
             """
         ),
-        {"t": tenant_id, "prefix": f"adjustment:{tag}:%", "current": period},
+        {
+            "t": tenant_id,
+            "prefix": f"adjustment:{tag}:%",
+            "current": period,
+            "billed": list(BILLED),
+        },
     ):
         original = r.line_key.split(":", 2)[2]
         q, a = adjusted[original]
@@ -121,6 +145,7 @@ def _adjustment_line(
     delta: int,
     currency: str,
     units: dict[str, str],
+    reason: str,
 ) -> ExpectedLine:
     meter = mart_row.meter if mart_row else None
     if meter:
@@ -137,13 +162,13 @@ def _adjustment_line(
         quantity=qty,
         amount=delta,
         currency=currency,
-        description=f"Prior-period adjustment {tag} - {what} "
-        "(usage loaded after that invoice was finalized)",
+        description=f"Prior-period adjustment {tag} - {what} ({reason})",
     )
 
 
 def pending_adjustment_tenants(conn: Connection, period: date) -> set[str]:
-    """Tenants with a finalized invoice in the lookback window (candidates for adjustments)."""
+    """Tenants with a billed or skipped invoice in the lookback window (candidates for
+    adjustments and carried lines)."""
     return set(
         conn.execute(
             text(

@@ -11,13 +11,13 @@ from typing import Any
 from billing.invoicing.expected import ExpectedLine
 from billing.money import format_minor
 
-ACTIONS = ("created", "resumed", "recovered", "unchanged", "skipped", "failed")
+ACTIONS = ("created", "resumed", "recovered", "credited", "unchanged", "skipped", "failed")
 
 
 @dataclass
 class TenantInvoice:
     tenant_id: str
-    action: str  # created | resumed | unchanged | recovered | skipped | failed
+    action: str  # created | resumed | unchanged | recovered | credited | skipped | failed
     status: str
     currency: str
     amount_due: int
@@ -43,7 +43,7 @@ class InvoiceRunResult:
     def totals_by_currency(self) -> dict[str, int]:
         totals: dict[str, int] = defaultdict(int)
         for invoice in self.invoices:
-            if invoice.action not in ("skipped", "failed") and invoice.status != "void":
+            if invoice.action not in ("skipped", "failed", "credited") and invoice.status != "void":
                 totals[invoice.currency] += invoice.amount_due
         return dict(totals)
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, text
 
 from billing.invoicing import store
 from billing.invoicing.adjustments import compute_adjustments, pending_adjustment_tenants
+from billing.invoicing.credits import credit_month, require_no_credit
 from billing.invoicing.errors import InvoicingError
 from billing.invoicing.expected import ExpectedLine, read_expected_lines
 from billing.invoicing.report import InvoiceRunResult, TenantInvoice
@@ -35,6 +36,7 @@ from meterline.core.periods import month_bounds, month_start
 log = logging.getLogger(__name__)
 
 FINALIZED = ("open", "paid", "uncollectible", "void")
+SETTLED = ("skipped", "credited")  # not invoiced: carried forward, or credited to the balance
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,25 @@ def _invoice_tenant(run: _Run, tenant_id: str, lines: list[ExpectedLine]) -> Ten
         record = store.recorded_invoice(conn, tenant_id, run.period)
     if record is not None and record.status in FINALIZED and record.stripe_invoice_id:
         return _refresh_finalized(run, tenant_id, record.stripe_invoice_id, currency)
-    if total <= 0 or total < to_minor(run.minimum_amount, currency):
+    if record is not None and record.status in SETTLED:
+        # a skipped month's lines were carried forward to later invoices, a credited one is
+        # on the customer balance: re-invoicing the month would bill them twice
+        return TenantInvoice(
+            tenant_id, "unchanged", record.status, currency, int(record.amount_due),
+        )  # fmt: skip
+    not_invoiced = total < 0 or total == 0 or total < to_minor(run.minimum_amount, currency)
+    if not_invoiced and record is not None and record.status in ("pending", "draft"):
+        finalized = _drop_draft(run, tenant_id, record)  # an earlier run's draft not owed now
+        if finalized is not None:  # it was finalized after all (a crash right after)
+            customer_id = _sync_customer(run, tenant_id)
+            return _recover(run, tenant_id, customer_id, finalized, lines, currency)
+    if total < 0:
+        customer_id = _sync_customer(run, tenant_id)
+        return credit_month(run.engine, run.stripe, tenant_id, customer_id, lines, currency, total)
+    if record is not None and record.status == "crediting":
+        # the month turned positive since a crash: invoice it only if no credit was issued
+        require_no_credit(run.stripe, tenant_id, _sync_customer(run, tenant_id))
+    if not_invoiced:
         return _skip(run, tenant_id, lines, currency, total)
     customer_id = _sync_customer(run, tenant_id)
     invoice = run.stripe.find_invoice(
@@ -225,6 +245,21 @@ def _skip(
     return TenantInvoice(tenant_id, "skipped", "skipped", currency, total, lines=list(lines))
 
 
+def _drop_draft(run: _Run, tenant_id: str, record: Any) -> Any | None:
+    """Delete the month's Stripe draft left by an earlier run (a draft bills nothing), so a
+    month now skipped or credited leaves none to be finalized by hand. Returns the month's
+    invoice if it is no longer a draft (finalized after all: to be recovered, not dropped)."""
+    customer_id = _sync_customer(run, tenant_id)
+    invoice = run.stripe.find_invoice(tenant_id, customer_id, record.stripe_invoice_id)
+    if invoice is not None and invoice.status != "draft":
+        return invoice
+    if invoice is not None:
+        run.stripe.delete_draft(invoice.id)
+    with run.engine.begin() as conn:
+        store.forget_stripe_invoice(conn, tenant_id, run.period)
+    return None
+
+
 def _sync_customer(run: _Run, tenant_id: str) -> str:
     """The tenant's Stripe customer: the recorded one, else found or created and recorded."""
     with run.engine.connect() as conn:
@@ -250,8 +285,17 @@ def _recover(
     lines: list[ExpectedLine],
     currency: str,
 ) -> TenantInvoice:
-    """Finalized earlier but not recorded (crash after finalize): record what Stripe has."""
-    item_ids = run.stripe.finalized_item_ids(invoice.id)
+    """Finalized earlier but not recorded (crash after finalize): record what Stripe has -
+    its total and its lines as they are in Stripe, so a difference from ``lines`` is billed
+    (or credited) as an adjustment on the next invoice instead of being recorded as billed."""
+    stripe_lines, item_ids = run.stripe.finalized_lines(invoice.id, currency)
+    expected = sum(line.amount for line in lines)
+    if invoice.total != expected:
+        log.warning(
+            "recovered invoice %s of %s for %s totals %s in Stripe, expected %s (%s): the "
+            "difference goes on the next invoice as an adjustment",
+            invoice.id, tenant_id, run.tag, invoice.total, expected, currency,
+        )  # fmt: skip
     with run.engine.begin() as conn:
         store.record_invoice(
             conn, tenant_id, run.period, status=invoice.status, currency=currency,
@@ -259,10 +303,10 @@ def _recover(
             stripe_invoice_id=invoice.id, stripe_customer_id=customer_id,
             finalized_at=finalized_at(invoice),
         )  # fmt: skip
-        store.record_lines(conn, tenant_id, run.period, lines, item_ids)
+        store.record_lines(conn, tenant_id, run.period, stripe_lines, item_ids)
     return TenantInvoice(
         tenant_id, "recovered", invoice.status, currency, invoice.total, invoice.id, customer_id,
-        list(lines),
+        stripe_lines,
     )  # fmt: skip
 
 
@@ -313,7 +357,9 @@ def _create_draft(run: _Run, tenant_id: str, customer_id: str, currency: str, to
 
 
 def _finalize(run: _Run, tenant_id: str, invoice_id: str, total: int, currency: str) -> Any:
-    """Finalize the draft and check Stripe's total equals the expected total."""
+    """Finalize the draft only when Stripe's total equals the expected total (checked before,
+    and again after, in case the draft changed in between)."""
+    run.stripe.require_total(tenant_id, invoice_id, total, currency)
     invoice = run.stripe.finalize(tenant_id, invoice_id)
     if invoice.total != total:
         raise InvoicingError(

@@ -16,7 +16,8 @@ def recorded_invoice(conn: Connection, tenant_id: str, period: date) -> Any | No
     """The tenant's ``meterline.invoices`` row of ``period`` (Stripe id and status), if any."""
     return conn.execute(
         text(
-            "select stripe_invoice_id, status from meterline.invoices "
+            "select stripe_invoice_id, status, stripe_balance_transaction_id, amount_due "
+            "from meterline.invoices "
             "where tenant_id = :t and period = :p"
         ),
         {"t": tenant_id, "p": period},
@@ -27,6 +28,17 @@ def update_status(conn: Connection, tenant_id: str, period: date, status: str) -
     conn.execute(
         text("update meterline.invoices set status = :s where tenant_id = :t and period = :p"),
         {"s": status, "t": tenant_id, "p": period},
+    )
+
+
+def forget_stripe_invoice(conn: Connection, tenant_id: str, period: date) -> None:
+    """The month's draft was deleted in Stripe: its id is no longer the month's invoice."""
+    conn.execute(
+        text(
+            "update meterline.invoices set stripe_invoice_id = null "
+            "where tenant_id = :t and period = :p"
+        ),
+        {"t": tenant_id, "p": period},
     )
 
 
@@ -42,17 +54,20 @@ def record_invoice(
     stripe_invoice_id: str | None = None,
     stripe_customer_id: str | None = None,
     finalized_at: datetime | None = None,
+    stripe_balance_transaction_id: str | None = None,
 ) -> None:
     conn.execute(
         text(
             """
             insert into meterline.invoices
                 (tenant_id, period, stripe_invoice_id, stripe_customer_id, status, currency,
-                 amount_due, usage_cutoff, finalized_at)
-            values (:t, :p, :inv, :cus, :status, :cur, :amount, :cutoff, :fin)
+                 amount_due, usage_cutoff, finalized_at, stripe_balance_transaction_id)
+            values (:t, :p, :inv, :cus, :status, :cur, :amount, :cutoff, :fin, :txn)
             on conflict (tenant_id, period) do update set
                 stripe_invoice_id = coalesce(excluded.stripe_invoice_id, meterline.invoices.stripe_invoice_id),
                 stripe_customer_id = coalesce(excluded.stripe_customer_id, meterline.invoices.stripe_customer_id),
+                stripe_balance_transaction_id = coalesce(excluded.stripe_balance_transaction_id,
+                                                         meterline.invoices.stripe_balance_transaction_id),
                 status = excluded.status, currency = excluded.currency,
                 amount_due = excluded.amount_due, usage_cutoff = excluded.usage_cutoff,
                 finalized_at = coalesce(excluded.finalized_at, meterline.invoices.finalized_at)
@@ -68,6 +83,7 @@ def record_invoice(
             "amount": amount_due,
             "cutoff": usage_cutoff,
             "fin": finalized_at,
+            "txn": stripe_balance_transaction_id,
         },
     )
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import stripe
 
+from billing.invoicing.errors import InvoicingError
 from billing.invoicing.expected import ExpectedLine
 from billing.stripe_client import (
     RetryPolicy,
@@ -36,6 +38,8 @@ from meterline.core.numbers import format_quantity
 from meterline.core.periods import month_bounds
 
 log = logging.getLogger(__name__)
+
+MAX_ITEM_GENERATIONS = 5  # repair rounds of a draft before giving up (see ``sync_items``)
 
 
 def idempotency_key(*parts: object) -> str:
@@ -225,6 +229,9 @@ class StripeSync:
             options={"idempotency_key": self.key(tenant_id, self.tag, "invoice")},
         )
 
+    def delete_draft(self, invoice_id: str) -> None:
+        self.call("invoice delete", self.client.v1.invoices.delete, invoice_id)
+
     def finalize(self, tenant_id: str, invoice_id: str):
         """Finalize the draft; when Stripe refuses, the invoice as it is (if no longer a draft)."""
         try:
@@ -264,23 +271,72 @@ class StripeSync:
     def sync_items(
         self, tenant_id: str, customer_id: str, invoice_id: str, lines: list[ExpectedLine]
     ) -> dict[str, str | None]:
-        """Make the draft's items equal ``lines``: keep equal items, replace changed ones,
-        delete the rest. Returns ``line_key`` -> invoice item id."""
-        existing = self.draft_items(invoice_id)
-        wanted = {line.line_key: line for line in lines}
-        for key, item in existing.items():
-            line = wanted.get(key)
-            if line is None or _differs(item, line):
-                self.delete_item(item.id)
-        item_ids: dict[str, str | None] = {}
-        for line in lines:
-            item = existing.get(line.line_key)
-            if item is None or _differs(item, line):
-                item = self.create_item(tenant_id, customer_id, invoice_id, line)
-            item_ids[line.line_key] = item.id
-        return item_ids
+        """Make the draft's items equal ``lines`` and prove it by listing them again.
 
-    def create_item(self, tenant_id: str, customer_id: str, invoice_id: str, line: ExpectedLine):
+        Each round lists the draft's items, deletes wrong ones (unknown ``line_key``, other
+        amount, a duplicate) and creates the missing ones; it ends when a listing equals
+        ``lines``. A create whose idempotency key replays an item that no longer exists (the
+        amount went A -> B -> A, or the item was deleted by hand) leaves its line missing, so
+        the next round uses the key's next repair round (``...:r2``; not ``:g<n>``, which
+        ``with_idempotent_retries`` uses past a stored 5xx). Returns ``line_key`` ->
+        invoice item id; raises ``InvoicingError`` when the draft cannot be made complete.
+        """
+        wanted = {line.line_key: line for line in lines}
+        for generation in range(1, MAX_ITEM_GENERATIONS + 2):
+            existing = self.draft_items(invoice_id)
+            wrong = [
+                item
+                for key, item in existing.items()
+                if key not in wanted or _differs(item, wanted[key])
+            ]
+            missing = [
+                line
+                for key, line in wanted.items()
+                if key not in existing or _differs(existing[key], line)
+            ]
+            if not wrong and not missing:
+                return {key: existing[key].id for key in wanted}
+            if generation > MAX_ITEM_GENERATIONS:
+                break
+            if generation > 1:
+                log.warning(
+                    "draft %s of %s for %s is incomplete after round %d (%d wrong, %d missing "
+                    "item(s)); repairing with key generation %d",
+                    invoice_id, tenant_id, self.tag, generation - 1, len(wrong), len(missing),
+                    generation,
+                )  # fmt: skip
+            for item in wrong:
+                self.delete_item(item.id)
+            for line in missing:
+                self.create_item(tenant_id, customer_id, invoice_id, line, generation)
+        raise InvoicingError(
+            f"draft {invoice_id} of tenant {tenant_id!r} for {self.tag} still differs from the "
+            f"expected lines after {MAX_ITEM_GENERATIONS} repair rounds (wrong: "
+            f"{sorted(str(i.id) for i in wrong)}, missing: {sorted(m.line_key for m in missing)}); "
+            "it was not finalized - check the draft in Stripe, then re-run the partition"
+        )
+
+    def require_total(self, tenant_id: str, invoice_id: str, total: int, currency: str) -> None:
+        """Stripe's draft total must equal ``total`` before it may be finalized."""
+        draft = self.retrieve_invoice(invoice_id)
+        if draft.status == "draft" and draft.total != total:
+            raise InvoicingError(
+                f"draft {invoice_id} of tenant {tenant_id!r} for {self.tag} totals "
+                f"{draft.total} in Stripe, expected {total} ({currency}); it was not "
+                "finalized - check the draft's items in Stripe, then re-run the partition"
+            )
+
+    def create_item(
+        self,
+        tenant_id: str,
+        customer_id: str,
+        invoice_id: str,
+        line: ExpectedLine,
+        generation: int = 1,
+    ):
+        """One invoice item; ``generation`` > 1 suffixes the key (``:r2``) so that a key whose
+        stored answer is an item deleted since then is not replayed again."""
+        suffix = () if generation == 1 else (f"r{generation}",)
         metadata = {
             "meterline_tenant_id": tenant_id,
             "meterline_install": self.install,
@@ -305,23 +361,54 @@ class StripeSync:
             },
             options={
                 "idempotency_key": self.key(
-                    tenant_id, self.tag, invoice_id, "line", line.line_key, line.amount
+                    tenant_id, self.tag, invoice_id, "line", line.line_key, line.amount, *suffix
                 )
             },
         )
 
-    def finalized_item_ids(self, invoice_id: str) -> dict[str | None, str]:
-        """``line_key`` -> invoice item id, read from a finalized invoice's line items."""
-        return {
-            metadata_of(li).get("line_key"): li.parent.invoice_item_details.invoice_item
-            for li in self.call(
-                "invoice lines",
-                self.client.v1.invoices.line_items.list,
-                invoice_id,
-                params={"limit": 100},
-            ).auto_paging_iter()
-            if li.parent and li.parent.invoice_item_details
-        }
+    def finalized_lines(
+        self, invoice_id: str, currency: str
+    ) -> tuple[list[ExpectedLine], dict[str, str | None]]:
+        """What a finalized invoice really bills of Meterline's lines, read from its line items
+        (``line_key`` from the metadata), and ``line_key`` -> item. A line made by hand (no
+        ``line_key``) is not Meterline's: left out (reconciliation reports the total)."""
+        lines: list[ExpectedLine] = []
+        item_ids: dict[str, str | None] = {}
+        for li in self.call(
+            "invoice lines",
+            self.client.v1.invoices.line_items.list,
+            invoice_id,
+            params={"limit": 100},
+        ).auto_paging_iter():
+            details = li.parent.invoice_item_details if li.parent else None
+            item_id = details.invoice_item if details else None
+            meta = metadata_of(li)
+            key = meta.get("line_key")
+            if not key:
+                log.warning("invoice %s has a line %s made outside Meterline", invoice_id, li.id)
+                continue
+            lines.append(
+                ExpectedLine(
+                    line_key=key,
+                    line_type=meta.get("line_type") or "stripe",
+                    meter=meta.get("meter"),
+                    plan_id=None,
+                    quantity=_quantity(meta.get("quantity")),
+                    amount=int(li.amount),
+                    currency=currency,
+                    description=li.description or key,
+                )
+            )
+            item_ids[key] = item_id
+        return lines, item_ids
+
+
+def _quantity(text: str | None) -> Decimal:
+    """The ``quantity`` metadata Meterline wrote (``1,234,567``); 0 when absent or edited."""
+    try:
+        return Decimal((text or "0").replace(",", ""))
+    except InvalidOperation:
+        return Decimal(0)
 
 
 def _differs(item: Any, line: ExpectedLine) -> bool:

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from billing.money import format_minor
-from billing.reconciliation.expected import MonthExpectations
+from billing.reconciliation.expected import MonthExpectations, describe_late_events
 from billing.reconciliation.result import ReconciliationRow
 
 
@@ -22,12 +22,41 @@ def compare(
     expected: MonthExpectations,
     invoices: dict[str, list[Any]],
     now: datetime,
+    credits: dict[str, Any | None] | None = None,
 ) -> list[ReconciliationRow]:
-    """The month's rows: every tenant that owes, was recorded, or has a Stripe invoice."""
+    """The month's rows: every tenant that owes, was recorded, or has a Stripe invoice.
+    ``credits``: tenant -> the month's customer balance credit in Stripe (negative months)."""
+    credits = credits or {}
     rows: list[ReconciliationRow] = []
     for tenant_id in sorted(set(expected.owed) | set(expected.records) | set(invoices)):
+        if tenant_id in credits and not invoices.get(tenant_id):
+            rows.append(_credit_row(tenant_id, expected, credits[tenant_id]))
+            continue
         rows += _tenant_rows(tenant_id, f"{period:%Y-%m}", expected, invoices, now)
     return rows
+
+
+def _credit_row(tenant_id: str, expected: MonthExpectations, txn: Any | None) -> ReconciliationRow:
+    """A negative month: the credit on the customer balance must equal what is owed."""
+    record = expected.records[tenant_id]
+    owed_now, _ = expected.owed.get(tenant_id, (0, None))
+    currency = record.currency
+    owed = owed_now + int(record.carried_adjustments)
+    why = "; ".join(expected.carried.get(tenant_id, []))
+    if txn is None:
+        return ReconciliationRow(
+            tenant_id, "missing_in_stripe", currency, owed, 0, None, record.status,
+            f"a customer balance credit of {format_minor(owed, currency)} was to be issued "
+            f"(recorded status {record.status}) but Stripe has none; re-run the invoice partition",
+        )  # fmt: skip
+    amount = int(txn.amount)
+    category = "matched" if amount == owed else "amount_mismatch"
+    return ReconciliationRow(
+        tenant_id, category, currency, owed, amount, txn.id, "credited",
+        f"no invoice: {format_minor(-amount, currency)} credited to the customer balance "
+        f"(applied to the next invoices)" + (f"; {why}" if why else ""),
+        amount_due=0,
+    )  # fmt: skip
 
 
 def _tenant_rows(
@@ -55,18 +84,48 @@ def _tenant_rows(
     primary = _primary(live, record)
     if primary is None:
         return _rows_without_live_invoice(
-            tenant_id, tag, currency, expected_in_stripe, owed_now, record, voids
+            tenant_id, tag, currency, expected_in_stripe, owed_now, record, voids, expected
         )
     category, explanation = _categorise(
         tenant_id, tag, currency, expected_in_stripe, primary, record, expected, now
     )
+    notes = [explanation] if explanation else []
+    if expected.carried.get(tenant_id):
+        notes.append("includes prior-period adjustments: " + "; ".join(expected.carried[tenant_id]))
+    notes += _balance_notes(primary, currency)
     rows = [
         ReconciliationRow(
             tenant_id, category, currency, expected_in_stripe, int(primary.total), primary.id,
-            primary.status, explanation,
+            primary.status, "; ".join(notes),
+            balance_applied=int(getattr(primary, "starting_balance", 0) or 0),
+            amount_due=int(primary.amount_due),
         )
     ]  # fmt: skip
     return rows + _other_invoices(tenant_id, tag, currency, primary, live, voids)
+
+
+def _balance_notes(invoice: Any, currency: str) -> list[str]:
+    """Why Stripe's amount due differs from the total: the customer balance it applied, or
+    Stripe's minimum charge (a small amount due is marked paid and moved to the balance)."""
+    notes = []
+    starting = int(getattr(invoice, "starting_balance", 0) or 0)
+    ending = int(getattr(invoice, "ending_balance", 0) or 0)
+    if starting < 0:
+        notes.append(
+            f"customer credit balance of {format_minor(-starting, currency)} applied; "
+            f"amount due {format_minor(int(invoice.amount_due), currency)}"
+        )
+    elif starting > 0:
+        notes.append(
+            f"customer balance debit of {format_minor(starting, currency)} (carried from an "
+            f"earlier invoice) added; amount due {format_minor(int(invoice.amount_due), currency)}"
+        )
+    if invoice.status == "paid" and ending > 0 and not getattr(invoice, "amount_paid", 0):
+        notes.append(
+            f"below Stripe's minimum charge: marked paid and {format_minor(ending, currency)} "
+            "moved to the customer balance, collected on the next invoice"
+        )
+    return notes
 
 
 def _primary(live: list[Any], record: Any | None) -> Any | None:
@@ -85,6 +144,7 @@ def _rows_without_live_invoice(
     owed_now: int,
     record: Any | None,
     voids: list[Any],
+    expected: MonthExpectations,
 ) -> list[ReconciliationRow]:
     if voids:
         return [
@@ -109,11 +169,22 @@ def _rows_without_live_invoice(
                 f"for {tag}" + (f" (recorded status {record.status})" if record else " (not invoiced yet)"),
             )
         ]  # fmt: skip
-    if record is not None and record.status == "skipped" and owed_now > 0:
+    if (
+        record is not None
+        and record.status == "skipped"
+        and owed_now + int(record.carried_adjustments)
+    ):
+        owed = owed_now + int(record.carried_adjustments)
+        where = ", ".join(
+            f"{p:%Y-%m} invoice {inv_id}"
+            for _, p, inv_id in expected.billed_later.get(tenant_id, [])
+        )
         return [
             ReconciliationRow(
-                tenant_id, "matched", currency, 0, 0, None, None,
-                f"{format_minor(owed_now, currency)} is below the minimum invoice amount; not invoiced",
+                tenant_id, "matched", currency, 0, 0, None, "skipped",
+                f"{format_minor(owed, currency)} is below the minimum invoice amount; not "
+                "invoiced, carried forward to the next invoice"
+                + (f" (billed on the {where})" if where else " (not billed yet)"),
             )
         ]  # fmt: skip
     return []
@@ -162,6 +233,7 @@ def _explain_difference(
     billed = sum(a for a, _, _ in billed_later)
     ours = record is not None and record.stripe_invoice_id == primary.id
     late_events = expected.late_events.get(tenant_id)
+    cause = f" ({describe_late_events(late_events)})" if late_events else ""
     if expected_in_stripe == 0 and record is None:
         return (
             "unexpected_in_stripe",
@@ -171,15 +243,20 @@ def _explain_difference(
         where = ", ".join(f"{p:%Y-%m} invoice {inv_id}" for _, p, inv_id in billed_later)
         return (
             "adjustment_explained",
-            f"{format_minor(difference, currency)} of usage loaded after this invoice was "
-            f"finalized was billed as a prior-period adjustment on the {where}",
+            (
+                f"{format_minor(difference, currency)} of usage loaded after this invoice was "
+                f"finalized{cause}"
+                if late_events
+                else f"{format_minor(difference, currency)} this invoice did not bill (no late "
+                "events: the month was re-rated, or a line was missing when it was finalized)"
+            )
+            + f" was billed as a prior-period adjustment on the {where}",
         )
     if ours and record.amount_due == stripe_amount and billed == 0 and late_events:
         return (
             "adjustment_explained",
-            f"{format_minor(difference, currency)} from {late_events} late event(s) "
-            "loaded after finalization will be billed as a prior-period adjustment on the "
-            "next invoice",
+            f"{format_minor(difference, currency)} from late events{cause} loaded after "
+            "finalization will be billed as a prior-period adjustment on the next invoice",
         )
     return (
         "amount_mismatch",

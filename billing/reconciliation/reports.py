@@ -63,6 +63,10 @@ def _money(amount: int, currency: str) -> str:
     return format_minor(amount, currency).rsplit(" ", 1)[0]
 
 
+def _optional_money(amount: int | None, currency: str) -> str:
+    return "" if amount is None else _money(amount, currency)
+
+
 def write_reports(result: ReconciliationResult, reports_dir: Path) -> None:
     folder = reports_dir / f"{result.period:%Y-%m}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,14 +75,16 @@ def write_reports(result: ReconciliationResult, reports_dir: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(
             ["period", "tenant_id", "category", "explained", "currency", "expected", "stripe",
-             "difference", "stripe_invoice_id", "stripe_status", "explanation"]
+             "difference", "stripe_invoice_id", "stripe_status", "explanation", "balance_applied",
+             "amount_due"]
         )  # fmt: skip
         for row in result.rows:
             writer.writerow(
                 [f"{result.period:%Y-%m}", row.tenant_id, row.category, "yes" if row.explained else "no",
                  row.currency, _money(row.expected_amount, row.currency), _money(row.stripe_amount, row.currency),
                  _money(row.difference, row.currency), row.stripe_invoice_id or "", row.stripe_status or "",
-                 row.explanation]
+                 row.explanation, _optional_money(row.balance_applied, row.currency),
+                 _optional_money(row.amount_due, row.currency)]
             )  # fmt: skip
     result.csv_path = csv_path
     result.html_path = folder / "reconciliation.html"
@@ -128,6 +134,8 @@ def render_html(result: ReconciliationResult) -> str:
             f'<td class="num">{e(_money(row.expected_amount, row.currency))}</td>'
             f'<td class="num">{e(_money(row.stripe_amount, row.currency))}</td>'
             f'<td class="num">{e(_money(row.difference, row.currency))}</td>'
+            f'<td class="num">{e(_optional_money(row.balance_applied, row.currency))}</td>'
+            f'<td class="num">{e(_optional_money(row.amount_due, row.currency))}</td>'
             f"<td>{e(row.stripe_invoice_id or '')}</td><td>{e(row.stripe_status or '')}</td>"
             f"<td>{e(row.explanation)}</td></tr>"
         )
@@ -144,8 +152,8 @@ def render_html(result: ReconciliationResult) -> str:
 <h2>Invoices</h2>
 <p class="sub">Red: needs action. Yellow: a difference with a known explanation. Difference = Stripe &minus; expected.</p>
 <table><tr><th>Tenant</th><th>Category</th><th>Currency</th><th>Expected</th><th>In Stripe</th>
-<th>Difference</th><th>Stripe invoice</th><th>Status</th><th>Explanation</th></tr>
-{"".join(detail_rows) or '<tr><td colspan="9">No invoices expected and none in Stripe.</td></tr>'}
+<th>Difference</th><th>Balance applied</th><th>Amount due</th><th>Stripe invoice</th><th>Status</th><th>Explanation</th></tr>
+{"".join(detail_rows) or '<tr><td colspan="11">No invoices expected and none in Stripe.</td></tr>'}
 </table>
 <h2>What the categories mean</h2>
 <ul>

@@ -21,6 +21,10 @@ class ReconciliationRow:
     stripe_invoice_id: str | None = None
     stripe_status: str | None = None
     explanation: str = ""
+    # Stripe's starting_balance (customer balance the invoice applied: credit < 0, debit > 0)
+    # and amount_due; reported, never compared (the comparison is on the invoice's total)
+    balance_applied: int | None = None
+    amount_due: int | None = None
 
     @property
     def difference(self) -> int:

@@ -1,4 +1,5 @@
-"""``reconcile``: read what is expected, fetch Stripe's invoices, compare, store, report."""
+"""``reconcile``: read what is expected, fetch Stripe's invoices (and the customer balance
+credits of negative months), compare, store, report."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from billing.reconciliation.expected import read_expectations
 from billing.reconciliation.reports import write_reports
 from billing.reconciliation.result import ReconciliationResult
 from billing.reconciliation.store import store_rows
+from billing.reconciliation.stripe_credits import recorded_credits
 from billing.reconciliation.stripe_invoices import invoices_by_tenant
 from billing.stripe_client import RetryPolicy
 from meterline.core import clock
@@ -49,7 +51,10 @@ def reconcile(
         expected.records,
         created,
     )
-    result = ReconciliationResult(period=period, rows=compare(period, expected, invoices, now))
+    credits = recorded_credits(stripe_client, retry, expected.records)
+    result = ReconciliationResult(
+        period=period, rows=compare(period, expected, invoices, now, credits)
+    )
     store_rows(engine, period, result.rows)
     write_reports(result, Path(reports_dir))
     return result

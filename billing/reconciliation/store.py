@@ -20,8 +20,9 @@ def store_rows(engine: Engine, period: date, rows: list[ReconciliationRow]) -> N
                     """
                     insert into meterline.invoice_reconciliation
                         (period, tenant_id, stripe_invoice_id, currency, expected_amount,
-                         stripe_amount, difference, category, explanation)
-                    values (:p, :t, :inv, :cur, :exp, :str, :diff, :cat, :why)
+                         stripe_amount, difference, category, explanation, balance_applied,
+                         amount_due)
+                    values (:p, :t, :inv, :cur, :exp, :str, :diff, :cat, :why, :bal, :due)
                     """
                 ),
                 {
@@ -34,5 +35,7 @@ def store_rows(engine: Engine, period: date, rows: list[ReconciliationRow]) -> N
                     "diff": row.difference,
                     "cat": row.category,
                     "why": row.explanation,
+                    "bal": row.balance_applied,
+                    "due": row.amount_due,
                 },
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from billing.stripe_emulator.customer_balance import apply_on_finalize
 from billing.stripe_emulator.failures import StripeFailure
 from billing.stripe_emulator.invoices import recompute
 from billing.stripe_emulator.params import as_bool
@@ -32,8 +33,8 @@ def finalize(state: EmulatorState, invoice_id: str, params: dict[str, Any]) -> d
         invoice["auto_advance"] = as_bool(params, "auto_advance")
     if invoice["collection_method"] == "send_invoice" and invoice["due_date"] is None:
         invoice["due_date"] = now + 86400 * (invoice.get("_days_until_due") or 30)
-    invoice["ending_balance"] = min(invoice["starting_balance"] + invoice["total"], 0)
-    if invoice["amount_due"] == 0:
+    apply_on_finalize(state, invoice)  # the customer balance, Stripe's minimum charge
+    if invoice["status"] == "open" and invoice["amount_due"] == 0:
         invoice["status"] = "paid"
         invoice["status_transitions"]["paid_at"] = now
     return invoice

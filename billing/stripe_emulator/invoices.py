@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from billing.stripe_emulator.customer_balance import balance_for
 from billing.stripe_emulator.failures import StripeFailure, missing_param
 from billing.stripe_emulator.invoice_items import line_item
 from billing.stripe_emulator.params import (
@@ -119,7 +120,6 @@ def _new_invoice(
         "_days_until_due": days,
     }
     invoice.update(new_invoice_defaults(invoice))
-    invoice["starting_balance"] = customer.get("balance") or 0
     return invoice
 
 
@@ -161,7 +161,9 @@ def recompute(state: EmulatorState, invoice: dict[str, Any]) -> None:
     total = sum(i["amount"] for i in state.items_of(invoice["id"]))
     for field in ("subtotal", "subtotal_excluding_tax", "total", "total_excluding_tax"):
         invoice[field] = total
-    due = max(total + invoice["starting_balance"], 0)  # a customer credit balance pays first
+    # a draft shows the customer's current balance; finalizing applies it (customer_balance)
+    invoice["starting_balance"] = balance_for(state, invoice)
+    due = max(total + invoice["starting_balance"], 0)
     invoice["amount_due"] = invoice["amount_remaining"] = due
 
 

@@ -10,7 +10,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from billing.stripe_emulator import account, customers, invoice_items, invoice_lifecycle, invoices
+from billing.stripe_emulator import (
+    account,
+    customer_balance,
+    customers,
+    invoice_items,
+    invoice_lifecycle,
+    invoices,
+)
 from billing.stripe_emulator.listing import paginate, same, search, search_page
 from billing.stripe_emulator.state import EmulatorState
 
@@ -33,6 +40,14 @@ def _routes() -> list[tuple[str, re.Pattern, str, Handler]]:
          lambda s, m, p: customers.retrieve_customer(s, m["id"])),
         ("DELETE", r"/v1/customers/(?P<id>[^/]+)", "CustomerDeleteParams",
          lambda s, m, p: customers.delete_customer(s, m["id"])),
+        ("POST", r"/v1/customers/(?P<id>[^/]+)/balance_transactions", "CustomerBalanceTransactionCreateParams",
+         lambda s, m, p: customer_balance.create_balance_transaction(s, m["id"], p)),
+        ("GET", r"/v1/customers/(?P<id>[^/]+)/balance_transactions", "CustomerBalanceTransactionListParams",
+         lambda s, m, p: paginate(customer_balance.list_balance_transactions(s, m["id"], p), p,
+                                  f"/v1/customers/{m['id']}/balance_transactions", same)),
+        ("GET", r"/v1/customers/(?P<id>[^/]+)/balance_transactions/(?P<txn>[^/]+)",
+         "CustomerBalanceTransactionRetrieveParams",
+         lambda s, m, p: customer_balance.balance_transaction(s, m["id"], m["txn"])),
         ("POST", r"/v1/customers/(?P<id>[^/]+)", "CustomerUpdateParams",
          lambda s, m, p: customers.update_customer(s, m["id"], p)),
         ("POST", r"/v1/invoiceitems", "InvoiceItemCreateParams",

@@ -203,7 +203,8 @@ class Emulator:
                 StripeFailure(
                     404,
                     f"Unrecognized request URL ({method}: {path}). The Meterline Stripe emulator "
-                    "implements customers, invoices, invoiceitems, account and webhook_endpoints.",
+                    "implements customers (and their balance transactions), invoices, invoiceitems, "
+                    "account and webhook_endpoints.",
                 ).body(),
                 {},
             )

@@ -239,3 +239,66 @@ def test_emulator_admin_endpoints_need_its_token_and_refuse_other_origins(emulat
         )
         assert fetched.status_code == 403, path
         assert requests.request(method, url, headers=token, timeout=5).status_code == 200, path
+
+
+def _finalized_invoice(client, customer_id: str, amount: int, currency: str = "usd"):
+    draft = client.v1.invoices.create(
+        params={"customer": customer_id, "currency": currency,
+                "collection_method": "send_invoice", "days_until_due": 30}
+    )  # fmt: skip
+    client.v1.invoice_items.create(
+        params={
+            "customer": customer_id,
+            "invoice": draft.id,
+            "amount": amount,
+            "currency": currency,
+        }
+    )
+    return client.v1.invoices.finalize_invoice(draft.id)
+
+
+def test_customer_balance_credit_applies_to_the_next_invoice_and_the_rest_stays(client):
+    cus = client.v1.customers.create(params={"name": "Acme"})
+    credit = client.v1.customers.balance_transactions.create(
+        cus.id,
+        params={"amount": -2000, "currency": "usd", "description": "goodwill"},
+        options={"idempotency_key": "credit-1"},
+    )
+    replay = client.v1.customers.balance_transactions.create(
+        cus.id,
+        params={"amount": -2000, "currency": "usd", "description": "goodwill"},
+        options={"idempotency_key": "credit-1"},
+    )
+    assert replay.id == credit.id and (credit.type, credit.ending_balance) == ("adjustment", -2000)
+    assert client.v1.customers.retrieve(cus.id).balance == -2000
+
+    first = _finalized_invoice(client, cus.id, 1500)
+    assert (first.total, first.starting_balance, first.amount_due) == (1500, -2000, 0)
+    assert (first.ending_balance, first.status) == (-500, "paid")
+    second = _finalized_invoice(client, cus.id, 1200)
+    assert (second.total, second.starting_balance, second.amount_due) == (1200, -500, 700)
+    assert (second.ending_balance, second.status) == (0, "open")
+    assert client.v1.customers.retrieve(cus.id).balance == 0
+    with pytest.raises(stripe.InvalidRequestError) as other_currency:
+        client.v1.customers.balance_transactions.create(
+            cus.id, params={"amount": -100, "currency": "eur"}
+        )
+    assert other_currency.value.param == "currency"
+
+
+def test_an_invoice_below_the_minimum_charge_is_paid_and_moves_to_the_balance(client):
+    cus = client.v1.customers.create(params={"name": "Acme"})
+    small = _finalized_invoice(client, cus.id, 30)  # USD 0.30 < Stripe's USD 0.50
+    assert (small.status, small.total, small.amount_due, small.amount_remaining) == (
+        "paid", 30, 30, 0,
+    )  # fmt: skip
+    assert small.ending_balance == 30 and client.v1.customers.retrieve(cus.id).balance == 30
+    nxt = _finalized_invoice(client, cus.id, 1000)
+    assert (nxt.total, nxt.starting_balance, nxt.amount_due, nxt.status) == (1000, 30, 1030, "open")
+    ledger = client.v1.customers.balance_transactions.list(cus.id, params={"limit": 10}).data
+    assert [(t.type, t.amount, t.invoice) for t in ledger] == [
+        ("applied_to_invoice", -30, nxt.id),
+        ("invoice_too_small", 30, small.id),
+    ]
+    gbp = client.v1.customers.create(params={"name": "Pound"})
+    assert _finalized_invoice(client, gbp.id, 30, "gbp").status == "open"  # GBP minimum is 0.30

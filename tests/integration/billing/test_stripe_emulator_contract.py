@@ -74,6 +74,13 @@ def _every_call(emulator) -> dict[str, tuple[Any, Any]]:
         ok(emulator, "GET", "/v1/customers/search", query),
         ("search", stripe.Customer),
     )
+    txns = f"/v1/customers/{cus['id']}/balance_transactions"
+    credit = ok(emulator, "POST", txns, {"amount": -300, "currency": "eur", **meta})
+    seen["balance transaction create"] = credit, stripe.CustomerBalanceTransaction
+    seen["balance transaction retrieve"] = (
+        ok(emulator, "GET", f"{txns}/{credit['id']}"),
+        stripe.CustomerBalanceTransaction,
+    )
     draft = {"customer": cus["id"], "currency": "eur", "collection_method": "send_invoice"}
     inv = ok(emulator, "POST", "/v1/invoices", {**draft, "days_until_due": 14, **meta})
     item = ok(
@@ -123,10 +130,14 @@ def _every_call(emulator) -> dict[str, tuple[Any, Any]]:
         ("search", stripe.Invoice),
     )  # fmt: skip
     seen["invoice pay"] = ok(emulator, "POST", f"/v1/invoices/{inv['id']}/pay"), stripe.Invoice
+    seen["balance transaction list"] = (
+        ok(emulator, "GET", txns, {"limit": 100}),
+        ("list", stripe.CustomerBalanceTransaction),
+    )
     for final in ("void", "mark_uncollectible"):
         other = ok(emulator, "POST", "/v1/invoices", {**draft, "days_until_due": 14})
         ok(emulator, "POST", "/v1/invoiceitems", {"customer": cus["id"], "invoice": other["id"],
-                                                   "amount": 5, "currency": "eur"})  # fmt: skip
+                                                   "amount": 500, "currency": "eur"})  # fmt: skip
         ok(emulator, "POST", f"/v1/invoices/{other['id']}/finalize")
         seen[f"invoice {final}"] = (
             ok(emulator, "POST", f"/v1/invoices/{other['id']}/{final}"),
@@ -190,6 +201,11 @@ def test_every_response_meterline_reads_fits_the_sdks_contract(emulator, client)
     assert seen["webhook endpoint create"][0]["secret"].startswith("whsec_")
     assert "secret" not in seen["webhook endpoint list"][0]["data"][0]  # shown on create only
     assert seen["account retrieve"][0]["id"].startswith("acct_")
+    # the 3.00 EUR credit paid part of the 12.50 invoice: Stripe's balance fields
+    assert (finalized["total"], finalized["starting_balance"]) == (1250, -300)
+    assert (finalized["amount_due"], finalized["ending_balance"]) == (950, 0)
+    ledger = [(t["type"], t["amount"]) for t in seen["balance transaction list"][0]["data"]]
+    assert ledger == [("applied_to_invoice", 300), ("adjustment", -300)]
 
 
 def test_contract_check_names_a_required_field_the_emulator_drops(emulator, client, monkeypatch):
@@ -222,6 +238,7 @@ def _sdk_calls() -> dict[tuple[str, str], str]:
     """(HTTP method, path with ``{}`` for ids) -> the params class the SDK sends for it."""
     from stripe import (
         _account_service,
+        _customer_balance_transaction_service,
         _customer_service,
         _invoice_item_service,
         _invoice_line_item_service,
@@ -230,8 +247,8 @@ def _sdk_calls() -> dict[tuple[str, str], str]:
     )
 
     calls = {}
-    for module in (_customer_service, _invoice_service, _invoice_item_service,
-                   _invoice_line_item_service, _account_service,
+    for module in (_customer_service, _customer_balance_transaction_service, _invoice_service,
+                   _invoice_item_service, _invoice_line_item_service, _account_service,
                    _webhook_endpoint_service):  # fmt: skip
         for _, cls in inspect.getmembers(module, inspect.isclass):
             for name, fn in inspect.getmembers(cls, inspect.isfunction):
