@@ -16,7 +16,7 @@ every month is split). Earlier months keep the month-end rule. No amount is chan
 from alembic import op
 
 revision = "0010_usage_segments"
-down_revision = "0007_pricing_rules"
+down_revision = "0008_adjustments_carried"
 branch_labels = None
 depends_on = None
 
