@@ -14,6 +14,10 @@ customer list filtered on metadata here (``customers.list`` filters only by emai
 unique); an invoice in its customer's invoice list since the month began. Search then runs as
 a cross-check only: when it disagrees with the list, a warning is logged and the list wins.
 The idempotency keys stay the guard against duplicates either way.
+
+Long because: it is the one class every Stripe call of a run goes through (customers, drafts,
+items, the completeness check before finalize, finalize), so idempotency keys, retries and
+the install's metadata are built in one place.
 """
 
 from __future__ import annotations
