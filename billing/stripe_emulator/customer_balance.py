@@ -120,9 +120,10 @@ def list_balance_transactions(
 
 
 def balance_for(state: EmulatorState, invoice: dict[str, Any]) -> int:
-    """The customer balance that applies to ``invoice`` (same currency, or none yet)."""
-    customer = state.data["customers"][invoice["customer"]]
-    if customer.get("currency") not in (None, invoice["currency"]):
+    """The customer balance that applies to ``invoice`` (same currency, or none yet); none
+    once the customer is deleted (its draft invoices stay, as in Stripe)."""
+    customer = state.data["customers"].get(invoice["customer"])
+    if customer is None or customer.get("currency") not in (None, invoice["currency"]):
         return 0
     return customer.get("balance") or 0
 
