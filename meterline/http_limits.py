@@ -19,6 +19,7 @@ first response and is reset by every byte), hence the two small pieces here.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -133,18 +134,38 @@ async def _request_timeout(send, seconds: float) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def uvicorn_options(settings, *, http: object | None = None) -> dict:
+    """uvicorn's options for ``meterline serve``: its limits from the settings. ``http`` is the
+    protocol: by default a class with the settings' header deadline; with several workers it
+    must be the import string of :class:`HeaderDeadlineFromSettings` (a worker is a new
+    process that reads the same settings)."""
+    return {
+        "http": http or header_deadline_protocol(settings.http_header_timeout),
+        "h11_max_incomplete_event_size": H11_MAX_HEADER_BYTES,
+        "limit_concurrency": settings.http_max_concurrency,
+        "timeout_keep_alive": settings.http_keepalive_timeout,
+        "proxy_headers": False,  # Meterline reads X-Forwarded-For itself, from trusted proxies
+    }
+
+
 def uvicorn_config(app, *, host: str, port: int, settings, **extra):
     """The ``uvicorn.Config`` of ``meterline serve``: its limits from the settings."""
     import uvicorn
 
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=header_deadline_protocol(settings.http_header_timeout),
-        h11_max_incomplete_event_size=H11_MAX_HEADER_BYTES,
-        limit_concurrency=settings.http_max_concurrency,
-        timeout_keep_alive=settings.http_keepalive_timeout,
-        proxy_headers=False,  # Meterline reads X-Forwarded-For itself, from trusted proxies only
-        **extra,
-    )
+    return uvicorn.Config(app, host=host, port=port, **uvicorn_options(settings), **extra)
+
+
+class HeaderDeadlineFromSettings(_HeaderDeadline, H11Protocol):
+    """The header deadline of this process's ``METERLINE_HTTP_HEADER_TIMEOUT``: importable
+    (``meterline.http_limits:HeaderDeadlineFromSettings``), for uvicorn's worker processes."""
+
+    @property
+    def header_timeout(self) -> float:  # type: ignore[override]
+        return _settings_header_timeout()
+
+
+@functools.cache
+def _settings_header_timeout() -> float:
+    from meterline.core.settings import Settings
+
+    return Settings.from_env().http_header_timeout

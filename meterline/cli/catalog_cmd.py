@@ -12,10 +12,11 @@ catalog_app = typer.Typer(help="The price catalog.", no_args_is_help=True)
 
 
 def migrate() -> None:
-    """Create or upgrade the database schema (idempotent)."""
+    """Create or upgrade the database schema (idempotent). The only command that migrates:
+    every other one (and the API and Dagster) stops while the schema is behind the code."""
     from meterline.core.db import current_revision
 
-    rt = runtime()
+    rt = runtime(migrate=True)
     console.print(f"schema at revision [bold]{current_revision(rt.database_url)}[/]")
 
 

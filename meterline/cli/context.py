@@ -7,8 +7,9 @@ from rich.console import Console
 console = Console()
 
 
-def runtime():
-    """Services up, environment exported, schema migrated (imported late so --help is instant)."""
+def runtime(*, migrate: bool = False):
+    """Services up, environment exported, schema checked, or upgraded with ``migrate`` (only
+    `meterline migrate`); imported late so --help is instant."""
     from meterline.cli.runtime import open_runtime
 
-    return open_runtime()
+    return open_runtime(migrate=migrate)

@@ -76,11 +76,17 @@ def run_demo(console: Console, *, tenants: int = 20, scale: float = 1.0) -> None
     )
     _part(console, 1, "Services, catalog, tenants and usage")
     with console.status("starting services and migrating the schema..."):
-        rt = open_runtime()
+        rt = open_runtime(migrate=True)
     for status in service_statuses(rt.settings):
         origin = "embedded" if status.state != "external" else "from the environment"
         url = without_password(status.url) if status.url else "-"
         console.print(f"  {status.name:<9} {url}  [dim]({origin})[/]")
+    from meterline.core.db import current_revision
+
+    console.print(
+        f"  schema    migrated to revision {current_revision(rt.database_url)}  "
+        "[dim](the demo migrates its database itself; otherwise run `meterline migrate`)[/]"
+    )
 
     with console.status("loading the price catalog..."):
         save_catalog(rt.engine, load_catalog())

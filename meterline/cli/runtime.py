@@ -1,4 +1,9 @@
-"""What every CLI command that touches data needs: services up, env exported, schema migrated."""
+"""What every CLI command that touches data needs: services up, env exported, schema checked.
+
+Only ``meterline migrate`` (and the demo) opens the runtime with ``migrate=True``; every other
+command stops with "database is at revision X, code needs Y: run `meterline migrate`" when
+the schema is behind (:func:`meterline.core.db.require_current_schema`).
+"""
 
 from __future__ import annotations
 
@@ -61,8 +66,11 @@ def export_environment(settings: Settings, urls) -> None:
     )
 
 
-def open_runtime(*, migrate: bool = True) -> Runtime:
+def open_runtime(*, migrate: bool = False) -> Runtime:
+    """Services up and the environment exported; ``migrate`` upgrades the schema (``meterline
+    migrate``, the demo), otherwise a schema behind the code stops the command."""
     from meterline.core.db import migrate as run_migrations
+    from meterline.core.db import require_current_schema
     from meterline.core.services import ensure_services
 
     settings = Settings.from_env()
@@ -76,6 +84,8 @@ def open_runtime(*, migrate: bool = True) -> Runtime:
             from meterline.core.installation import set_install_id
 
             set_install_id(get_engine(urls.database_url), settings.install_id)
+    else:
+        require_current_schema(urls.database_url)
     return Runtime(
         settings, urls.database_url, urls.redis_url, urls.dagster_database_url,
         urls.stripe_api_key, urls.stripe_api_base, urls.stripe_emulated,

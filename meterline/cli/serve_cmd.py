@@ -24,35 +24,25 @@ def demo(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(
+        1, min=1, help="Worker processes (uvicorn; each runs meterline.asgi:create_app)."
+    ),
 ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json), with header/body timeouts and a
-    concurrency limit from the METERLINE_HTTP_* settings."""
+    concurrency limit (per worker) from the METERLINE_HTTP_* settings. Migrates nothing: a
+    schema behind the code stops it (run `meterline migrate`)."""
     import uvicorn
 
-    from ingestion.ratelimit import EventBudget
     from meterline.cli.access_log import serve_log_config
-    from meterline.core.secrets import secret_key
-    from meterline.core.telemetry.logs import configure_logging
-    from meterline.core.telemetry.tracing import configure_tracing
-    from meterline.http_limits import uvicorn_config
-    from meterline.server import catalog_cost_estimator, create_app
+    from meterline.http_limits import uvicorn_options
 
-    rt = runtime()
-    settings = rt.settings
-    configure_logging(settings.log_format)
-    configure_tracing(settings.otlp_endpoint)
-    application = create_app(
-        rt.engine, rt.redis, prefix=rt.prefix, admin_key=settings.admin_key,
-        secret_key=secret_key(settings), cost_estimator=catalog_cost_estimator(rt.engine),
-        trusted_proxies=settings.trusted_proxies, key_cache_ttl=settings.key_cache_ttl,
-        unknown_key_limit=settings.unknown_key_limit, body_timeout=settings.http_body_timeout,
-        event_budget=EventBudget(settings.event_rate, settings.event_burst),
-        metrics_enabled=settings.metrics_enabled, log_format=settings.log_format,
-        metrics_multiprocess_dir=settings.prometheus_multiproc_dir,
-    )  # fmt: skip
+    rt = runtime()  # services up, settings exported for the workers, schema checked
     base = f"http://{host}:{port}"
-    console.print(f"Meterline API on {base}  (docs: {base}/docs)")
-    if settings.metrics_enabled:
+    console.print(
+        f"Meterline API on {base}  (docs: {base}/docs)"
+        + (f", {workers} worker processes" if workers > 1 else "")
+    )
+    if rt.settings.metrics_enabled:
         console.print(f"  metrics           {base}/metrics  (Prometheus; keep it private)")
     console.print(f"  tenant dashboard  {base}/dashboard  (sign in with a tenant API key)")
     console.print(
@@ -60,11 +50,11 @@ def serve(
         if rt.settings.admin_key
         else "  admin overview    set METERLINE_ADMIN_KEY and restart to enable /admin"
     )
-    config = uvicorn_config(
-        application, host=host, port=port, settings=settings, log_level="info",
-        log_config=serve_log_config(),
+    uvicorn.run(
+        "meterline.asgi:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level="info", log_config=serve_log_config(),
+        **uvicorn_options(rt.settings, http="meterline.http_limits:HeaderDeadlineFromSettings"),
     )  # fmt: skip
-    uvicorn.Server(config).run()
 
 
 def ui(port: int = typer.Option(3000, help="Dagster webserver port.")) -> None:

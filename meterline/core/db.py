@@ -1,4 +1,9 @@
-"""Database access: one SQLAlchemy engine per URL, and Alembic migrations run in process."""
+"""Database access: one SQLAlchemy engine per URL, Alembic migrations, and the schema check.
+
+Only ``meterline migrate`` (and the demo, on its own embedded database) calls :func:`migrate`.
+Every other process (the CLI's other commands, the API, the Dagster code location) calls
+:func:`require_current_schema` at start and stops when the database is behind the code.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +53,40 @@ def migrate(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(_alembic_config(url), revision)
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database's Alembic revision is not the one this code needs."""
+
+
+def head_revision() -> str:
+    """The revision this code needs: the head of ``migrations/versions``."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(
+        _alembic_config("postgresql://unused/unused")
+    ).get_current_head()
+
+
+def require_current_schema(url: str) -> str:
+    """The database's revision when it is the code's head; otherwise :class:`SchemaNotCurrent`
+    with what to do (``meterline migrate``). Migrates nothing."""
+    from alembic.script import ScriptDirectory
+
+    current = current_revision(url)
+    head = head_revision()
+    if current == head:
+        return current
+    shown = current or "none (no Meterline schema yet)"
+    known = {r.revision for r in ScriptDirectory.from_config(_alembic_config(url)).walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaNotCurrent(
+            f"database is at revision {shown}, code needs {head}: the database was migrated "
+            "by a newer Meterline; deploy that version (or restore a backup taken before it)"
+        )
+    raise SchemaNotCurrent(
+        f"database is at revision {shown}, code needs {head}: run `meterline migrate`"
+    )
 
 
 def downgrade(url: str, revision: str = "base") -> None:

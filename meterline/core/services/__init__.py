@@ -19,6 +19,7 @@ from meterline.core.services.lifecycle import (
     ServiceUrls,
     embedded,
     ensure_services,
+    running_service_urls,
     stop_services,
 )
 from meterline.core.services.postgres import (
@@ -51,6 +52,7 @@ __all__ = [
     "embedded",
     "ensure_database",
     "ensure_services",
+    "running_service_urls",
     "service_statuses",
     "stop_services",
     "write_dagster_yaml",

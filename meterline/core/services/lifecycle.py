@@ -59,6 +59,40 @@ def ensure_services(settings: Settings) -> ServiceUrls:
     return ServiceUrls(database_url, redis_url, dagster_url, *stripe)
 
 
+def running_service_urls(settings: Settings) -> ServiceUrls:
+    """The URLs to use without starting anything: the configured ones, else the embedded
+    services already running under ``METERLINE_HOME`` (``meterline services up``). What the
+    API's workers and the Dagster code location use; a variable that must be set (its
+    embedded service is not running) is a :class:`ServiceError` naming it.
+
+    An unset ``STRIPE_API_KEY`` with no emulator running is not an error here (a process may
+    never invoice): ``stripe_api_key`` is then empty and the Stripe client says what to set.
+    """
+    database_url = settings.database_url or _running_url(EmbeddedPostgres(settings.home))
+    if not database_url:
+        raise ServiceError(
+            "DATABASE_URL is not set and no embedded PostgreSQL runs under "
+            f"{settings.home} (METERLINE_HOME): set DATABASE_URL, or run `meterline services up`"
+        )
+    redis_url = settings.redis_url or _running_url(EmbeddedRedis(settings.home))
+    if not redis_url:
+        raise ServiceError(
+            f"REDIS_URL is not set and no embedded Redis runs under {settings.home} "
+            "(METERLINE_HOME): set REDIS_URL, or run `meterline services up`"
+        )
+    if settings.stripe_api_key:
+        stripe = (settings.stripe_api_key, settings.stripe_api_base, False)
+    else:
+        emulator = EmbeddedStripe(settings.home)
+        url = _running_url(emulator)
+        stripe = (emulator.api_key, url, True) if url else ("", settings.stripe_api_base, True)
+    return ServiceUrls(database_url, redis_url, dagster_database_url(database_url), *stripe)
+
+
+def _running_url(service: Embedded) -> str | None:
+    return service.url() if service.pid() is not None else None
+
+
 def stop_services(settings: Settings) -> None:
     with locked(settings.home):
         for service in reversed(embedded(settings)):

@@ -1,10 +1,9 @@
 """The ``notifier`` resource: email (SMTP or outbox), signed webhook and the Redis list.
 
-Configured with ``dg.EnvVar`` like every other resource. Each of these variables is optional
-and an empty value means its default (see ``alerts.notifier.Notifier.configure``): no
-``SMTP_URL`` writes ``.eml`` files to ``<METERLINE_HOME>/outbox/``, no ``ALERT_WEBHOOK_URL``
-skips the webhook, and so on. Dagster has no default for an unset ``EnvVar``, so the
-``meterline`` CLI (and docker-compose) export each one, empty when it is not configured.
+Built from the settings in :func:`orchestration.resources.resources_from_settings` like every
+other resource. Each of these variables is optional and an empty value means its default (see
+``alerts.notifier.Notifier.configure``): no ``SMTP_URL`` writes ``.eml`` files to
+``<METERLINE_HOME>/outbox/``, no ``ALERT_WEBHOOK_URL`` skips the webhook, and so on.
 """
 
 from __future__ import annotations
@@ -41,17 +40,3 @@ class NotifierResource(dg.ConfigurableResource):
             redis_prefix=redis.prefix if redis is not None else "meterline",
             timeout=self.timeout_seconds,
         )
-
-
-defs = dg.Definitions(
-    resources={
-        "notifier": NotifierResource(
-            home=dg.EnvVar("METERLINE_HOME"),
-            smtp_url=dg.EnvVar("SMTP_URL"),
-            webhook_url=dg.EnvVar("ALERT_WEBHOOK_URL"),
-            webhook_secret=dg.EnvVar("ALERT_WEBHOOK_SECRET"),
-            admin_email=dg.EnvVar("METERLINE_ADMIN_EMAIL"),
-            sender=dg.EnvVar("METERLINE_ALERT_SENDER"),
-        )
-    }
-)

@@ -1,18 +1,38 @@
-"""Stripe and billing policy as resources (the CLI exports the embedded emulator's URL)."""
+"""Stripe and billing policy as resources, built from the settings by
+:func:`orchestration.resources.resources_from_settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import dagster as dg
 
 
 class StripeResource(dg.ConfigurableResource):
-    """Stripe through the official SDK; ``api_base`` points at the emulator when no key is set."""
+    """Stripe through the official SDK. Without ``api_key`` (``STRIPE_API_KEY`` unset) it is
+    the built-in emulator that ``meterline services up`` runs under ``home``, looked up when
+    a run needs it, so a code location that never invoices loads without it."""
 
-    api_key: str
-    api_base: str = "https://api.stripe.com"
+    api_key: str | None = None
+    api_base: str | None = None
+    home: str | None = None
 
     def client(self):
         from billing.stripe_client import make_stripe_client
 
-        return make_stripe_client(self.api_key, self.api_base)
+        api_key, api_base = self.api_key, self.api_base
+        if not api_key:
+            from meterline.core.services import EmbeddedStripe
+
+            emulator = EmbeddedStripe(Path(self.home or ".meterline"))
+            if emulator.pid() is None:
+                raise dg.Failure(
+                    "STRIPE_API_KEY is not set and no Stripe emulator runs under "
+                    f"{emulator.root.parent} (METERLINE_HOME): set STRIPE_API_KEY (and "
+                    "STRIPE_API_BASE for an emulator elsewhere), or run `meterline services up`"
+                )
+            api_key, api_base = emulator.api_key, api_base or emulator.url()
+        return make_stripe_client(api_key, api_base)
 
 
 class BillingPolicyResource(dg.ConfigurableResource):
@@ -21,16 +41,3 @@ class BillingPolicyResource(dg.ConfigurableResource):
     grace_hours: int = 72
     reports_dir: str = ".meterline/reports"
     minimum_amount: str = "0"
-
-
-defs = dg.Definitions(
-    resources={
-        "stripe": StripeResource(
-            api_key=dg.EnvVar("STRIPE_API_KEY"), api_base=dg.EnvVar("STRIPE_API_BASE")
-        ),
-        "billing_policy": BillingPolicyResource(
-            grace_hours=dg.EnvVar.int("BILLING_GRACE_HOURS"),
-            reports_dir=dg.EnvVar("METERLINE_REPORTS_DIR"),
-        ),
-    }
-)

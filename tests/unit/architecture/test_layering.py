@@ -28,6 +28,10 @@ ALLOWED = {
         "meterline.observability", "portal", "alerts", "ingestion", "billing", "meterline.core",
     ),
     "meterline.observability": ("portal", "alerts", "ingestion", "billing", "meterline.core"),
+    "meterline.asgi": (
+        "meterline.server", "meterline.observability", "portal", "alerts", "ingestion", "billing",
+        "meterline.core",
+    ),
     "meterline.bench": (
         "meterline.server", "meterline.observability", "alerts", "portal", "ingestion", "billing", "meterline.core",
     ),
@@ -35,7 +39,7 @@ ALLOWED = {
         "meterline.server", "meterline.observability", "portal", "alerts", "ingestion", "billing", "meterline.core",
     ),
     "meterline.cli": (
-        "orchestration", "meterline.bench", "meterline.server", "meterline.observability", "portal", "alerts", "ingestion",
+        "orchestration", "meterline.bench", "meterline.server", "meterline.asgi", "meterline.observability", "portal", "alerts", "ingestion",
         "billing", "meterline.core",
     ),
 }  # fmt: skip
