@@ -11,13 +11,18 @@ from meterline.cli.context import console, runtime
 catalog_app = typer.Typer(help="The price catalog.", no_args_is_help=True)
 
 
-def migrate() -> None:
+def migrate(
+    check: bool = typer.Option(
+        False, "--check", help="Change nothing: exit 1 unless the schema is at the code's revision."
+    ),
+) -> None:
     """Create or upgrade the database schema (idempotent). The only command that migrates:
     every other one (and the API and Dagster) stops while the schema is behind the code."""
     from meterline.core.db import current_revision
 
-    rt = runtime(migrate=True)
-    console.print(f"schema at revision [bold]{current_revision(rt.database_url)}[/]")
+    rt = runtime(migrate=not check)  # without migrating, a schema behind the code fails here
+    state = " (current)" if check else ""
+    console.print(f"schema at revision [bold]{current_revision(rt.database_url)}[/]{state}")
 
 
 @catalog_app.command("load")

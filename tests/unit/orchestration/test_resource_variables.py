@@ -82,7 +82,10 @@ def test_unset_optional_variables_mean_their_documented_defaults(tmp_path):
     assert resources["notifier"].smtp_url is None  # the outbox under METERLINE_HOME
     assert resources["stripe"].api_key is None  # the embedded emulator, looked up per run
     # an embedded service's URL carries no password and is shown as it is
-    assert _displayed(resources)["postgres"]["url"] == '"postgresql://postgres@127.0.0.1:54329/meterline"'
+    assert (
+        _displayed(resources)["postgres"]["url"]
+        == '"postgresql://postgres@127.0.0.1:54329/meterline"'
+    )
 
 
 def test_an_invalid_variable_fails_with_its_name():
@@ -103,5 +106,5 @@ def test_no_resource_reads_a_bare_environment_variable():
 def test_stripe_without_key_or_emulator_says_what_to_set(tmp_path):
     from orchestration.defs.billing.resources import StripeResource
 
-    with pytest.raises(dg.Failure, match="STRIPE_API_KEY is not set.*meterline services up"):
+    with pytest.raises(dg.Failure, match=r"STRIPE_API_KEY is not set.*meterline services up"):
         StripeResource(home=str(tmp_path)).client()
