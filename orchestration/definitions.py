@@ -1,5 +1,6 @@
-"""The Meterline code location: every domain folder under ``defs/`` plus shared resources.
-Spans of the loader go to ``OTEL_EXPORTER_OTLP_ENDPOINT`` when it is set."""
+"""The Meterline code location: every domain folder under ``defs/`` plus the resources, built
+from the settings when it loads (``orchestration/resources.py``). Spans of the loader go to
+``OTEL_EXPORTER_OTLP_ENDPOINT`` when it is set."""
 
 from pathlib import Path
 

@@ -11,7 +11,8 @@ raises :class:`SettingsError` with one line naming the variable. Each field name
 (``validation_alias``); ``variables.toml`` says what each is for: ``.env.example`` is generated
 from both (:mod:`meterline.core.env_example`), and
 :meth:`Settings.as_environment` turns resolved settings back into variables, which is how the
-CLI hands them to Dagster resources (``dg.EnvVar``) and to dbt.
+CLI hands them to dbt and child processes. The Dagster code location reads these settings
+itself (``orchestration/resources.py``).
 
 Long because: it is the one place that reads the environment, one field and its validation
 per variable; split up, a variable could be read somewhere else again.
@@ -332,7 +333,7 @@ class Settings(BaseSettings):
 
     def as_environment(self) -> dict[str, str]:
         """Every variable with the value these settings resolved (``""`` when unset), so that
-        another reader (a Dagster resource through ``dg.EnvVar``, dbt, a child process) sees
+        another reader (dbt, a child process, the Dagster code location) sees
         exactly this configuration: ``Settings.from_env(s.as_environment()) == s``."""
         rendered = {}
         for name, field in type(self).model_fields.items():
