@@ -1,7 +1,8 @@
 """What the test runs in a subprocess with docker-compose's exact environment: load the
 Meterline code location as the Dagster webserver and daemon load it, materialize ingestion,
-every dbt model, one billing month (invoices in Stripe, then their
-reconciliation) in one run, evaluate the quota-threshold sensor and run what it requests.
+every dbt model, one billing month (invoices in Stripe, then their reconciliation) in one
+run; evaluate the quota-threshold sensor and run what it requests; evaluate the run-failure
+sensor on a run that failed.
 
 Prints one JSON line (the last line of stdout) for the test to check. ``python -m
 tests.integration.deploy.compose_location MONTH`` (``YYYY-MM-DD``, the month's first day).
@@ -58,8 +59,33 @@ def main(month: str) -> dict:
             ).success
             for r in requests
         ]
+        # a failed run reaches the admin through the run-failure sensor and its notifier
+        failed = _failing_job().execute_in_process(instance=instance, raise_on_error=False)
+        failure = dg.build_run_status_sensor_context(
+            sensor_name="admin_run_failure_sensor",
+            dagster_event=failed.get_run_failure_event(),
+            dagster_instance=instance,
+            dagster_run=failed.dagster_run,
+            resources={"notifier": definitions.resources["notifier"]},
+        ).for_run_failure()
+        definitions.get_sensor_def("admin_run_failure_sensor")(failure)
+        report["failed_run"] = failed.run_id
         report["sensors"] = sorted(s.name for s in definitions.get_repository_def().sensor_defs)
     return report
+
+
+def _failing_job():
+    import dagster as dg
+
+    @dg.op
+    def compose_check_fails():
+        raise RuntimeError("a failure for the run-failure sensor")
+
+    @dg.job(name="compose_failure_check")
+    def job():
+        compose_check_fails()
+
+    return job
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ materializes every asset in one run: ``raw/usage_events`` and ``raw/counter_snap
 the whole dbt project (a subset of dbt models fails on a fresh database: dbt's eager indirect
 selection runs relationship tests whose other parent was not built), then
 ``billing/stripe_invoices`` and ``billing/invoice_reconciliation`` for a closed month; then it
-evaluates the quota-threshold sensor and runs the notification it requests.
+evaluates the quota-threshold sensor and runs the notification it requests, and the
+run-failure sensor on a run that failed.
 """
 
 from __future__ import annotations
@@ -149,7 +150,10 @@ def test_the_dagster_services_run_the_pipeline_with_the_compose_environment(
     assert reconciled == ["matched"]
     # defaults of the unset variables, under the (remapped) volume
     assert (tmp_path / "reports" / f"{month:%Y-%m}" / "reconciliation.csv").exists()  # default dir
-    assert list((tmp_path / "outbox").glob("*.eml")), "no SMTP_URL: the alert went to the outbox"
+    mails = [p.read_text() for p in (tmp_path / "outbox").glob("*.eml")]  # no SMTP_URL: outbox
+    assert any("ops@tiny.example" in m for m in mails), "the quota alert"
+    admin = [m for m in mails if "admin@localhost" in m]  # METERLINE_ADMIN_EMAIL's default
+    assert any("compose_failure_check" in m and report["failed_run"] in m for m in admin)
 
 
 @pytest.mark.parametrize("variable", ["DATABASE_URL", "REDIS_URL"])
