@@ -451,22 +451,21 @@ def test_live_redis_counters_drive_the_sensor(db, redis_client, test_services):
 
 def test_default_outbox_without_smtp_url(db, redis_client, test_services, instance, monkeypatch):
     """No SMTP_URL and no ALERT_WEBHOOK_URL: email becomes .eml files, webhook is skipped."""
+    from meterline.core.services import running_service_urls
+    from meterline.core.settings import Settings
     from meterline.core.tenants import create_tenant
-    from orchestration.defs.alerts.resources import defs as notifier_defs
-    from orchestration.resources import PostgresResource, RedisResource
+    from orchestration.resources import resources_from_settings
 
-    # The code location's own notifier (dg.EnvVars), with every optional variable unset,
-    # which the CLI exports as empty. METERLINE_HOME is the test run's home.
+    # The code location's own resources, built from the settings with every optional variable
+    # unset (not even exported empty). METERLINE_HOME is the test run's home.
     optional = ("SMTP_URL", "ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_SECRET", "METERLINE_ADMIN_EMAIL",
                 "METERLINE_ALERT_SENDER")  # fmt: skip
     for name in (*optional, "METERLINE_ADMIN_KEY"):
-        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name, raising=False)
     create_tenant(db, "quiet", "free", email="ops@quiet.test")
-    resources = {
-        "postgres": PostgresResource(url=test_services.database_url),
-        "redis": RedisResource(url=test_services.redis_url, prefix=test_services.redis_prefix),
-        "notifier": notifier_defs.resources["notifier"],
-    }
+    settings = Settings.from_env()
+    location = resources_from_settings(settings, running_service_urls(settings))
+    resources = {name: location[name] for name in ("postgres", "redis", "notifier")}
     h = Harness(instance, resources, db)
     add_usage(db, "quiet", "api_calls", 1000)
     [result] = h.tick_and_run()
