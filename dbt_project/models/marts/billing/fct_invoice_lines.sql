@@ -124,4 +124,18 @@ final as (
     select * from spend_limit_lines
 )
 
-select * from final
+-- the contract's types (_billing__models.yml); amount is integer minor units
+select
+    tenant_id,
+    month,
+    line_key,
+    line_type,
+    meter,
+    plan_id,
+    quantity,
+    billable_quantity,
+    amount_exact,
+    amount::bigint as amount,
+    currency,
+    description
+from final

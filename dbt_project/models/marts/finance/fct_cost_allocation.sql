@@ -101,7 +101,7 @@ final as (
         round(share, 8) as share,
         pool_amount,
         allocated_cost,
-        sum(allocated_cost) over tenant_month as tenant_allocated_cost,
+        (sum(allocated_cost) over tenant_month)::bigint as tenant_allocated_cost,
         revenue::bigint as revenue,
         case when tenant_currency = currency
             then (revenue - sum(allocated_cost) over tenant_month)::bigint

@@ -1,4 +1,5 @@
 -- depends_on: {{ ref('stg_raw__usage_events') }}
+-- unique (tenant_id, meter, day): the contract's primary key (_usage__models.yml)
 {{
     config(
         materialized='incremental',
@@ -6,7 +7,6 @@
         unique_key=['tenant_id', 'meter', 'day'],
         on_schema_change='append_new_columns',
         indexes=[
-            {'columns': ['tenant_id', 'meter', 'day'], 'unique': True},
             {'columns': ['day']},
         ],
     )

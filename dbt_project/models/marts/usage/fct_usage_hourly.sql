@@ -1,4 +1,5 @@
 -- depends_on: {{ ref('stg_raw__usage_events') }}
+-- unique (tenant_id, meter, hour): the contract's primary key (_usage__models.yml)
 {{
     config(
         materialized='incremental',
@@ -7,7 +8,6 @@
         on_schema_change='append_new_columns',
         pre_hook="set work_mem = '256MB'",
         indexes=[
-            {'columns': ['tenant_id', 'meter', 'hour'], 'unique': True},
             {'columns': ['hour']},
         ],
     )
