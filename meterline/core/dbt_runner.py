@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from meterline.core.db import dbt_environment
+from meterline.core.settings import Settings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 DBT_PROFILES_DIR = DBT_PROJECT_DIR
@@ -52,10 +53,12 @@ def dbt_process_environment(database_url: str | None) -> dict[str, str]:
 
     The connection (``profiles.yml`` reads it) and ``METERLINE_AS_OF`` (the clock's instant;
     omitted with the connection when ``database_url`` is None, for commands that never reach
-    the database such as ``parse``), ``PGTZ=UTC``, ``PGOPTIONS`` (the caller's plus
+    the database such as ``parse``), ``METERLINE_BI_ROLE`` (validated; the role the marts
+    grant SELECT to), ``PGTZ=UTC``, ``PGOPTIONS`` (the caller's plus
     :data:`SESSION_OPTIONS`) and no anonymous usage statistics unless the caller chose.
     """
     env = dbt_environment(database_url) if database_url else {}
+    env["METERLINE_BI_ROLE"] = Settings.from_env().bi_role  # validated; the marts' grants
     env["PGTZ"] = "UTC"
     env["PGOPTIONS"] = " ".join(filter(None, [os.environ.get("PGOPTIONS", ""), SESSION_OPTIONS]))
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = os.environ.get(

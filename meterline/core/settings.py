@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import tomllib
 import warnings
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ DEFAULT_REDIS_PREFIX = "meterline"
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 DEFAULT_ALERT_SENDER = "Meterline <alerts@meterline.localhost>"
 DEFAULT_DBT_THREADS = 4
+DEFAULT_BI_ROLE = "meterline_bi"
 DEFAULT_KEY_CACHE_TTL = 5.0
 DEFAULT_UNKNOWN_KEY_LIMIT = "20/minute"
 DEFAULT_HTTP_HEADER_TIMEOUT = 10.0
@@ -147,6 +149,7 @@ class Settings(BaseSettings):
     dashboard_secret: str | None = variable("METERLINE_DASHBOARD_SECRET")  # renamed
     dagster_home: Path | None = variable("DAGSTER_HOME", validate_default=True)
     dbt_threads: int = variable("METERLINE_DBT_THREADS", default=DEFAULT_DBT_THREADS)
+    bi_role: str = variable("METERLINE_BI_ROLE", default=DEFAULT_BI_ROLE)
     debug: bool = variable("METERLINE_DEBUG", default=False)
     trusted_proxies: str | None = variable("METERLINE_TRUSTED_PROXIES")
     key_cache_ttl: float = variable("METERLINE_KEY_CACHE_TTL", default=DEFAULT_KEY_CACHE_TTL)
@@ -226,6 +229,16 @@ class Settings(BaseSettings):
                 f"METERLINE_REDIS_PREFIX may hold letters, digits, '-' and '_' only, got {prefix!r}"
             )
         return prefix
+
+    @field_validator("bi_role")
+    @classmethod
+    def _bi_role_identifier(cls, role: str) -> str:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+            raise SettingsError(
+                "METERLINE_BI_ROLE must be a lower-case PostgreSQL role name (letters, digits "
+                f"and '_', at most 63, not starting with a digit), got {role!r}"
+            )
+        return role
 
     @field_validator("billing_grace_hours", mode="before")
     @classmethod

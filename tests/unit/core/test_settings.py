@@ -46,6 +46,9 @@ def test_values_are_read_and_trimmed(tmp_path):
         ({"BILLING_GRACE_HOURS": "soon"}, "BILLING_GRACE_HOURS must be a whole number"),
         ({"BILLING_GRACE_HOURS": "-3"}, "BILLING_GRACE_HOURS must be a whole number"),
         ({"METERLINE_REDIS_PREFIX": "a:b"}, "METERLINE_REDIS_PREFIX may hold"),
+        ({"METERLINE_BI_ROLE": "bi; drop table x"}, "METERLINE_BI_ROLE must be a lower-case"),
+        ({"METERLINE_BI_ROLE": "Metabase"}, "METERLINE_BI_ROLE must be a lower-case"),
+        ({"METERLINE_BI_ROLE": "1bi"}, "METERLINE_BI_ROLE must be a lower-case"),
     ],
 )
 def test_bad_values_name_the_variable(env, fragment):
@@ -54,8 +57,9 @@ def test_bad_values_name_the_variable(env, fragment):
 
 
 def test_empty_values_count_as_unset():
-    settings = Settings.from_env({"DATABASE_URL": "", "REDIS_URL": "  "})
+    settings = Settings.from_env({"DATABASE_URL": "", "REDIS_URL": "  ", "METERLINE_BI_ROLE": ""})
     assert settings.database_url is None and settings.redis_url is None
+    assert settings.bi_role == "meterline_bi"
 
 
 def test_the_process_environment_is_read_like_an_explicit_one(tmp_path, monkeypatch):
