@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from meterline.core.dbt_runner import DBT_PROJECT_DIR, DbtError, dbt_build, dbt_command
+from meterline.core.settings import Settings
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/nothing"
 
@@ -114,3 +115,21 @@ def test_exposures_and_unit_tests_exist(manifest):
 def test_a_failed_build_raises_a_clear_error(tmp_path):
     with pytest.raises(DbtError, match=r"`dbt build --select stg_raw__usage_events` failed"):
         dbt_build(UNREACHABLE, "--select", "stg_raw__usage_events", target_path=tmp_path)
+
+
+def test_marts_are_contracted_documented_in_postgres_and_granted_to_the_bi_role(manifest):
+    marts = {name: n for name, n in models(manifest).items() if n["fqn"][1] == "marts"}
+    assert len(marts) >= 10
+    for name, node in marts.items():
+        config = node["config"]
+        assert config["contract"]["enforced"] is True, f"{name} has no enforced contract"
+        untyped = [c for c, spec in node["columns"].items() if not spec.get("data_type")]
+        assert not untyped, f"{name}: columns without data_type: {untyped}"
+        assert config["persist_docs"] == {"relation": True, "columns": True}, name
+        assert config["grants"] == {"select": [Settings.from_env().bi_role]}, name
+        primary = [c for c in node["constraints"] if c["type"] == "primary_key"]
+        assert len(primary) == 1 and primary[0]["columns"], f"{name} has no primary key"
+    hooks = [n for n in manifest["nodes"].values() if n["resource_type"] == "operation"]
+    assert any("ensure_bi_role" in h["raw_code"] for h in hooks)
+    staging = models(manifest)["stg_raw__usage_events"]["config"]
+    assert not staging["grants"], "only the marts are granted to the BI role"
