@@ -57,3 +57,14 @@ def without_password(url: str) -> str:
         database=parsed.database, query=parsed.query,
     )  # fmt: skip
     return bare.render_as_string(hide_password=False)
+
+
+def relation_uri(database_url: str, relation: str) -> str:
+    """Where a table lives, to show people: ``postgresql://host:port/database/schema.table``,
+    with neither the user nor the password of ``database_url`` (nor its driver or query)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(database_url)
+    scheme = parsed.drivername.split("+", 1)[0]
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{scheme}://{parsed.host or 'localhost'}{port}/{parsed.database or ''}/{relation}"

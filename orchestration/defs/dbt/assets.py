@@ -13,6 +13,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from orchestration.defs.dbt.invocation import stream_dbt
+from orchestration.defs.dbt.mart_metadata import with_mart_metadata
 from orchestration.defs.dbt.project import meterline_dbt_project
 from orchestration.resources import PostgresResource
 
@@ -47,5 +48,7 @@ project = meterline_dbt_project()
 def meterline_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource
 ):
-    """Build and test every dbt model (staging -> intermediate -> marts)."""
-    yield from stream_dbt(dbt, postgres.url, ["build"], context=context)
+    """Build and test every dbt model (staging -> intermediate -> marts); each mart's
+    materialization carries its row count, column schema and URI."""
+    events = stream_dbt(dbt, postgres.url, ["build"], context=context)
+    yield from with_mart_metadata(events, postgres.engine(), postgres.url, project.manifest_path)

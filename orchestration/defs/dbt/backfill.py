@@ -12,6 +12,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.defs.dbt.invocation import raise_if_failed, start_dbt
+from orchestration.defs.dbt.mart_metadata import mart_metadata
 from orchestration.defs.dbt.project import meterline_dbt_project
 from orchestration.resources import PostgresResource
 
@@ -44,6 +45,7 @@ def rebuild_usage_rollups(
                     "min_date": dbt_vars["min_date"],
                     "max_date": dbt_vars["max_date"],
                     "dbt_run": invocation.target_path.name,
+                    **mart_metadata(postgres.engine(), postgres.url, model),
                 },
             )
         )
