@@ -3,11 +3,13 @@
 import dagster as dg
 
 from orchestration.defs.dbt.assets import meterline_dbt_models
+from orchestration.defs.dbt.freshness import dbt_source_freshness
 
 dbt_hourly_job = dg.define_asset_job(
     "dbt_hourly",
-    selection=dg.AssetSelection.assets(meterline_dbt_models),
-    description="Incremental dbt build and tests of every model.",
+    selection=dg.AssetSelection.assets(meterline_dbt_models)
+    | dg.AssetSelection.checks(dbt_source_freshness),
+    description="Incremental dbt build and tests of every model, and dbt source freshness.",
 )
 
 dbt_every_hour = dg.ScheduleDefinition(
