@@ -34,6 +34,8 @@ SESSION_OPTIONS = "-c jit=off -c work_mem=256MB"
 FAILED_STATUSES = ("error", "fail", "runtime error")
 MAX_NODES_IN_MESSAGE = 8
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_TABLE_RULE = re.compile(r"^\|[\s|-]+\|$")
+_CONTRACT_ADVICE = "Please ensure the name, data_type, and number of columns"
 
 
 class DbtError(RuntimeError):
@@ -122,9 +124,23 @@ def failed_nodes(target_path: str | os.PathLike[str]) -> list[str]:
     failures = []
     for item in results:
         if item.get("status") in FAILED_STATUSES:
-            message = " ".join((item.get("message") or item["status"]).split())
+            message = _essentials(item.get("message") or item["status"])
             failures.append(f"{item['unique_id']}: {message[:300]}")
     return failures
+
+
+def _essentials(message: str) -> str:
+    """A dbt error message on one line, without what repeats on every error of its kind: the
+    macro call stack (``> called by ...``), the advice of a failed contract and its table's
+    separator row, so that a contract failure still names the column within the limit."""
+    kept = [
+        line.strip()
+        for line in message.splitlines()
+        if not line.strip().startswith(">")
+        and not _TABLE_RULE.match(line.strip())
+        and not line.strip().startswith(_CONTRACT_ADVICE)
+    ]
+    return " ".join(" ".join(kept).split())
 
 
 def logged_errors(log_path: str | os.PathLike[str]) -> list[str]:

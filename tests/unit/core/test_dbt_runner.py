@@ -59,6 +59,30 @@ def test_failures_come_from_run_results_and_name_each_failing_node(tmp_path):
     assert message.endswith(f"(full log: {tmp_path / 'dbt.log'})")
 
 
+CONTRACT_FAILURE = """Compilation Error in model fct_invoices (models/marts/billing/fct_invoices.sql)
+  This model has an enforced contract that failed.
+  Please ensure the name, data_type, and number of columns in your contract match the columns in your model's definition.
+
+  | column_name | definition_type | contract_type | mismatch_reason    |
+  | ----------- | --------------- | ------------- | ------------------ |
+  | line_count  | LONGINTEGER     | INTEGER       | data type mismatch |
+
+
+  > in macro assert_columns_equivalent (macros/relations/column/columns_spec_ddl.sql)
+  > called by macro default__get_assert_columns_equivalent (macros/relations/column/columns_spec_ddl.sql)
+  > called by model fct_invoices (models/marts/billing/fct_invoices.sql)"""
+
+
+def test_a_contract_failure_names_the_drifted_column_within_the_limit(tmp_path):
+    results = {"results": [{"unique_id": "model.meterline.fct_invoices", "status": "error",
+                            "message": CONTRACT_FAILURE}]}  # fmt: skip
+    (tmp_path / "run_results.json").write_text(json.dumps(results))
+    [failure] = failed_nodes(tmp_path)
+    assert "enforced contract that failed" in failure
+    assert "| line_count | LONGINTEGER | INTEGER | data type mismatch |" in failure
+    assert "called by" not in failure and "----" not in failure
+
+
 def test_without_run_results_the_json_log_says_what_went_wrong(tmp_path):
     assert failed_nodes(tmp_path) == []
     lines = [
