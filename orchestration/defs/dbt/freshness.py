@@ -109,7 +109,8 @@ def dbt_source_freshness(
 ):
     selected = {check.asset_key for check in context.selected_asset_check_keys}
     wanted = {uid: (sel, key) for uid, (sel, key) in SOURCES.items() if key in selected}
-    args = ["source", "freshness", "--select", *sorted(sel for sel, _ in wanted.values())]
+    # one --select value (dagster-dbt takes only the token after --select as the selection)
+    args = ["source", "freshness", "--select", " ".join(sorted(s for s, _ in wanted.values()))]
     invocation = start_dbt(
         dbt, postgres.url, args, manifest=meterline_dbt_project().manifest_path
     ).wait()
