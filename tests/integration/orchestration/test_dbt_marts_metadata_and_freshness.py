@@ -118,3 +118,26 @@ def test_marts_carry_metadata_and_freshness_checks_follow_the_clock(db, test_ser
         fresh = _freshness(_execute(job))["raw/usage_events"]
     assert fresh.passed
     assert fresh.metadata["max_loaded_at"].value.startswith("2027-05-20T07:00:00")
+
+    # 4. a backfill of the rollups (the UI's reprocess_usage_rollups) reports the same metadata
+    backfill = definitions.resolve_job_def("reprocess_usage_rollups")
+    with frozen_at(LOADED + timedelta(hours=1)), dg.DagsterInstance.get() as instance:
+        rerun = backfill.execute_in_process(
+            instance=instance, partition_key=f"{LOADED:%Y-%m-%d}", raise_on_error=False
+        )
+    assert rerun.success
+    rebuilt = {
+        e.event_specific_data.materialization.asset_key.to_user_string(): (
+            e.event_specific_data.materialization.metadata
+        )
+        for e in rerun.get_asset_materialization_events()
+    }
+    assert set(rebuilt) == {
+        "analytics/fct_usage_hourly",
+        "analytics/fct_usage_daily",
+        "analytics/fct_usage_monthly",
+    }
+    assert rebuilt["analytics/fct_usage_daily"]["dagster/row_count"].value == rows
+    assert rebuilt["analytics/fct_usage_hourly"]["dagster/uri"].value.endswith(
+        f"/{database}/analytics.fct_usage_hourly"
+    )
