@@ -45,7 +45,6 @@ DEFAULT_REDIS_PREFIX = "meterline"
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 DEFAULT_ALERT_SENDER = "Meterline <alerts@meterline.localhost>"
 DEFAULT_DBT_THREADS = 4
-DEFAULT_BI_ROLE = "meterline_bi"
 DEFAULT_KEY_CACHE_TTL = 5.0
 DEFAULT_UNKNOWN_KEY_LIMIT = "20/minute"
 DEFAULT_HTTP_HEADER_TIMEOUT = 10.0
@@ -149,7 +148,7 @@ class Settings(BaseSettings):
     dashboard_secret: str | None = variable("METERLINE_DASHBOARD_SECRET")  # renamed
     dagster_home: Path | None = variable("DAGSTER_HOME", validate_default=True)
     dbt_threads: int = variable("METERLINE_DBT_THREADS", default=DEFAULT_DBT_THREADS)
-    bi_role: str = variable("METERLINE_BI_ROLE", default=DEFAULT_BI_ROLE)
+    bi_role: str = variable("METERLINE_BI_ROLE", default="meterline_bi")
     debug: bool = variable("METERLINE_DEBUG", default=False)
     trusted_proxies: str | None = variable("METERLINE_TRUSTED_PROXIES")
     key_cache_ttl: float = variable("METERLINE_KEY_CACHE_TTL", default=DEFAULT_KEY_CACHE_TTL)
@@ -234,10 +233,8 @@ class Settings(BaseSettings):
     @classmethod
     def _bi_role_identifier(cls, role: str) -> str:
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
-            raise SettingsError(
-                "METERLINE_BI_ROLE must be a lower-case PostgreSQL role name (letters, digits "
-                f"and '_', at most 63, not starting with a digit), got {role!r}"
-            )
+            wanted = "a lower-case role name: a-z, 0-9, _ (max 63, no leading digit)"
+            raise SettingsError(f"METERLINE_BI_ROLE must be {wanted}, got {role!r}")
         return role
 
     @field_validator("billing_grace_hours", mode="before")
