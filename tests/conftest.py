@@ -152,10 +152,14 @@ def engine(migrated_db: str):
 
 @pytest.fixture
 def db(engine, test_services: TestServices):
-    """A clean database (no tenants, no usage) with the default catalog loaded, and clean Redis."""
+    """A clean database (no tenants, no usage) with the default catalog loaded, and clean Redis.
+    Migrated again first (a no-op at head): a test that wiped the database and failed before
+    restoring it must not take every later test of its worker down with it."""
     from billing.catalog import load_catalog
     from billing.catalog_store import save_catalog
+    from meterline.core.db import migrate
 
+    migrate(test_services.database_url)
     reset_database(engine)
     save_catalog(engine, load_catalog())
     flush_redis(test_services)

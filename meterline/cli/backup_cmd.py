@@ -73,7 +73,9 @@ def restore(
 
     if not directory.is_dir():
         raise FileNotFoundError(2, "no such backup directory", str(directory))
-    rt = open_runtime(migrate=False)  # a migration would make the target database non-empty
+    # neither migrated (the target database must be empty) nor checked (it has no schema yet:
+    # the backup brings its own, and a revision behind the code is named below)
+    rt = open_runtime(migrate=False, check_schema=False)
     with console.status(f"restoring {directory}..."):
         manifest = restore_backup(
             rt.database_url, rt.redis, prefix=rt.prefix, directory=directory.resolve()

@@ -61,14 +61,23 @@ def export_environment(settings: Settings, urls) -> None:
             "stripe_api_base": urls.stripe_api_base or "https://api.stripe.com",
         }
     )
-    os.environ.update(
-        {**resolved.as_environment(), **dbt_connection_environment(urls.database_url)}
-    )
+    environment = {**resolved.as_environment(), **dbt_connection_environment(urls.database_url)}
+    for name in READ_BY_LIBRARIES:  # present-but-empty is not "unset" for them
+        if not environment.get(name):
+            environment.pop(name, None)
+            os.environ.pop(name, None)
+    os.environ.update(environment)
 
 
-def open_runtime(*, migrate: bool = False) -> Runtime:
+# Variables that libraries read by their mere presence: an empty PROMETHEUS_MULTIPROC_DIR
+# makes prometheus_client write its metric files into the working directory of every process.
+READ_BY_LIBRARIES = ("PROMETHEUS_MULTIPROC_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+def open_runtime(*, migrate: bool = False, check_schema: bool = True) -> Runtime:
     """Services up and the environment exported; ``migrate`` upgrades the schema (``meterline
-    migrate``, the demo), otherwise a schema behind the code stops the command."""
+    migrate``, the demo), otherwise a schema behind the code stops the command, unless
+    ``check_schema`` is off (``meterline restore``: its empty target gets the backup's schema)."""
     from meterline.core.db import migrate as run_migrations
     from meterline.core.db import require_current_schema
     from meterline.core.services import ensure_services
@@ -84,7 +93,7 @@ def open_runtime(*, migrate: bool = False) -> Runtime:
             from meterline.core.installation import set_install_id
 
             set_install_id(get_engine(urls.database_url), settings.install_id)
-    else:
+    elif check_schema:
         require_current_schema(urls.database_url)
     return Runtime(
         settings, urls.database_url, urls.redis_url, urls.dagster_database_url,
