@@ -40,6 +40,7 @@ MASKS = [
     (re.compile(r"mltest_[0-9a-f]+"), "<prefix>"),
     (re.compile(r"((?:lag|oldest_pending)_seconds=)[0-9.]+"), r"\1<s>"),
     (re.compile(r"run [0-9a-f-]{8,}"), "run <id>"),
+    (re.compile(r"(revision )\d{4}_[a-z0-9_]+"), r"\1<head>"),  # moves with each migration
 ]
 
 
