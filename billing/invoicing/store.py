@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 
 from billing.collection import Collection
 from billing.invoicing.expected import ExpectedLine
+from meterline.core import clock
 
 
 def recorded_invoice(conn: Connection, tenant_id: str, period: date) -> Any | None:
@@ -34,11 +35,11 @@ def update_status(conn: Connection, tenant_id: str, period: date, status: str) -
             update meterline.invoices
             set status = meterline.next_invoice_status(status, :s),
                 status_changed_at = case when meterline.next_invoice_status(status, :s) = status
-                                         then status_changed_at else now() end
+                                         then status_changed_at else :at end
             where tenant_id = :t and period = :p
             """
         ),
-        {"s": status, "t": tenant_id, "p": period},
+        {"s": status, "t": tenant_id, "p": period, "at": clock.now()},
     )
 
 

@@ -29,6 +29,7 @@ def serve(
     concurrency limit from the METERLINE_HTTP_* settings."""
     import uvicorn
 
+    from alerts.notifier import Notifier
     from ingestion.ratelimit import EventBudget
     from meterline.cli.access_log import serve_log_config
     from meterline.core.secrets import secret_key
@@ -49,6 +50,12 @@ def serve(
         event_budget=EventBudget(settings.event_rate, settings.event_burst),
         metrics_enabled=settings.metrics_enabled, log_format=settings.log_format,
         metrics_multiprocess_dir=settings.prometheus_multiproc_dir,
+        stripe_webhook_secret=settings.stripe_webhook_secret,
+        notifier=Notifier.configure(
+            home=settings.home, smtp_url=settings.smtp_url,
+            webhook_url=settings.alert_webhook_url, webhook_secret=settings.alert_webhook_secret,
+            admin_email=settings.admin_email, sender=settings.alert_sender,
+        ),
     )  # fmt: skip
     base = f"http://{host}:{port}"
     console.print(f"Meterline API on {base}  (docs: {base}/docs)")
