@@ -43,7 +43,7 @@ class WebhookRefused(ValueError):
 
 @dataclass(frozen=True)
 class StatusChange:
-    """An invoice whose recorded status an event moved (what outgoing events are made of)."""
+    """An invoice now in the status an event told (what outgoing events are made of)."""
 
     event_type: str
     tenant_id: str
@@ -83,8 +83,9 @@ def apply_event(
     on_change: Callable[[Connection, StatusChange], None] | None = None,
 ) -> WebhookOutcome:
     """Process ``event`` once: a known event id is a ``duplicate`` and changes nothing.
-    ``on_change(conn, change)`` runs in the same transaction when a status moved (the
-    outgoing invoice events are recorded there, so they exist exactly when the change does)."""
+    ``on_change(conn, change)`` runs in the same transaction when the invoice is in the status
+    the event tells (the outgoing invoice events are recorded there, so they exist exactly
+    when the status does; an out-of-order event has no change)."""
     event_id, event_type = event["id"], str(event.get("type", ""))
     obj = (event.get("data") or {}).get("object") or {}
     with engine.begin() as conn:
@@ -141,9 +142,17 @@ def _apply(
     if row is None or row.tenant_id != metadata.get("meterline_tenant_id"):
         return ignored(f"invoice {obj['id']} is not recorded in meterline.invoices")
     moved = _move(conn, obj, incoming)
+    # the invoice is now in the state the event tells (moved by it, or already: our own
+    # run recorded it first): its outgoing event is due (recorded once per key)
+    change = (
+        StatusChange(event_type, row.tenant_id, row.period, obj["id"], moved, obj)
+        if moved == incoming
+        else None
+    )
     if moved == row.status:
-        return WebhookOutcome(event_id, event_type, "unchanged", f"{obj['id']} stays {row.status}")
-    change = StatusChange(event_type, row.tenant_id, row.period, obj["id"], moved, obj)
+        return WebhookOutcome(
+            event_id, event_type, "unchanged", f"{obj['id']} stays {row.status}", change
+        )
     return WebhookOutcome(
         event_id, event_type, "applied", f"{obj['id']} {row.status} -> {moved}", change
     )

@@ -1,0 +1,279 @@
+"""Collection terms from the catalog, Stripe webhooks in, invoice events out - end to end.
+
+Real parts: Postgres, the Stripe emulator over HTTP (changed through the official SDK), the
+Meterline app on uvicorn in a thread receiving the emulator's signed webhooks, the alert
+webhook receiver verifying Standard Webhooks signatures. ``analytics.fct_invoice_lines`` is
+written from the Python rating engine (``Mart``, as in test_stripe_invoicing_and_reconciliation).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+import requests
+import stripe
+import yaml
+from sqlalchemy import text
+
+from billing.catalog import DEFAULT_CATALOG, parse_catalog
+from billing.catalog_store import save_catalog
+from billing.invoicing import create_invoices
+from billing.stripe_emulator.webhooks import signature_header
+from meterline.core.api_keys import issue_key
+from meterline.core.installation import install_id
+from meterline.core.tenants import create_tenant
+from tests.browser.dashboard_world import free_port
+from tests.integration.billing.conftest import admin
+from tests.integration.billing.test_stripe_invoicing_and_reconciliation import (
+    FAST,
+    SEP,
+    Mart,
+    cutoff,
+)
+
+STRIPE_SECRET = "whsec_stripe_endpoint_secret_for_tests"
+ALERT_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+USAGE = {"api_calls": 600_000}
+
+
+@pytest.fixture
+def mart(db):
+    return Mart(db)
+
+
+class AlertReceiver:
+    """The customer's alert webhook endpoint: keeps what verifies (Standard Webhooks)."""
+
+    def __init__(self) -> None:
+        from standardwebhooks import Webhook
+
+        self.accepted: list[tuple[dict, dict]] = []
+        accepted = self.accepted
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                Webhook(ALERT_SECRET).verify(body, dict(self.headers))  # raises when forged
+                accepted.append((dict(self.headers), json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+
+@contextmanager
+def serve_app(engine, redis_client, prefix: str, **kwargs) -> Iterator[str]:
+    import uvicorn
+
+    from meterline.server import create_app
+
+    app = create_app(engine, redis_client, prefix=prefix, admin_key=None, **kwargs)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the app did not start within 20 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def load_collection_catalog(engine) -> None:
+    """pro: charged automatically, auto-advancing; starter: sent, due in 14 days."""
+    raw = yaml.safe_load(DEFAULT_CATALOG.read_text())
+    raw["plans"]["pro"].update(collection_method="charge_automatically", auto_advance=True)
+    raw["plans"]["starter"].update(days_until_due=14)
+    save_catalog(engine, parse_catalog(raw))
+
+
+def statuses(engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text("select tenant_id, status from meterline.invoices")).all())
+
+
+def wait_for(engine, wanted: dict[str, str], seconds: float = 10.0) -> dict[str, str]:
+    deadline = time.monotonic() + seconds
+    while (found := statuses(engine)) != wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def post_event(base_url: str, event: dict, secret: str = STRIPE_SECRET) -> httpx.Response:
+    body = json.dumps(event)
+    return httpx.post(
+        f"{base_url}/v1/stripe/webhook",
+        content=body,
+        headers={"Stripe-Signature": signature_header(body, secret), "Content-Type": "application/json"},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def invoiced(db, mart, emulator, client, redis_client, test_services):
+    """Three tenants invoiced for September through the emulator, whose webhooks reach the
+    running app; the app's alert webhook goes to a verifying receiver."""
+    from alerts.notifier import Notifier
+
+    load_collection_catalog(db)
+    for tenant_id, plan in (("paid-co", "pro"), ("failed-co", "pro"), ("void-co", "starter")):
+        create_tenant(db, tenant_id, plan, at=datetime(2026, 8, 1, tzinfo=UTC))
+        mart.put(tenant_id, SEP, plan, USAGE)
+    receiver = AlertReceiver()
+    notifier = Notifier.configure(
+        home=test_services.home,
+        webhook_url=receiver.url,
+        webhook_secret=ALERT_SECRET,
+    )
+    with serve_app(
+        db, redis_client, test_services.redis_prefix,
+        stripe_webhook_secret=STRIPE_SECRET, notifier=notifier,
+    ) as base_url:  # fmt: skip
+        admin(emulator, "POST", "config",
+              {"webhook_url": f"{base_url}/v1/stripe/webhook", "webhook_secret": STRIPE_SECRET})  # fmt: skip
+        result = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+        ids = {i.tenant_id: i.stripe_invoice_id for i in result.invoices}
+        yield base_url, ids, receiver
+        receiver.server.shutdown()
+
+
+def test_invoices_carry_the_collection_terms_of_the_plan_version(invoiced, client):
+    _, ids, _ = invoiced
+    charged = client.v1.invoices.retrieve(ids["paid-co"])
+    assert (charged.collection_method, charged.auto_advance, charged.due_date) == (
+        "charge_automatically", True, None,
+    )  # fmt: skip
+    sent = client.v1.invoices.retrieve(ids["void-co"])
+    assert (sent.collection_method, sent.auto_advance) == ("send_invoice", False)
+    assert sent.due_date == sent.status_transitions.finalized_at + 14 * 86400
+
+
+def test_paid_failed_and_voided_invoices_reach_meterline_through_webhooks(
+    invoiced, db, client, emulator
+):
+    """The acceptance test of issue 14 items 3-4."""
+    base_url, ids, receiver = invoiced
+    assert wait_for(db, {"paid-co": "open", "failed-co": "open", "void-co": "open"}) == {
+        "paid-co": "open", "failed-co": "open", "void-co": "open",
+    }  # fmt: skip
+    client.v1.invoices.pay(ids["paid-co"])
+    with pytest.raises(stripe.CardError):
+        client.v1.invoices.pay(
+            ids["failed-co"], params={"payment_method": "pm_card_chargeCustomerFail"}
+        )
+    client.v1.invoices.void_invoice(ids["void-co"])
+    started = time.monotonic()
+    wanted = {"paid-co": "paid", "failed-co": "payment_failed", "void-co": "void"}
+    assert wait_for(db, wanted) == wanted
+    assert time.monotonic() - started < 10
+
+    # the portal shows each tenant its invoice's status
+    for tenant_id, status in wanted.items():
+        key = issue_key(db, tenant_id).key
+        page = httpx.get(
+            f"{base_url}/v1/dashboard/invoices", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+        assert [(i["stripe_invoice_id"], i["status"]) for i in page["items"]] == [
+            (ids[tenant_id], status)
+        ]
+    with db.connect() as conn:
+        paid_at = conn.execute(
+            text("select paid_at from meterline.invoices where tenant_id = 'paid-co'")
+        ).scalar()
+    assert paid_at is not None
+
+    # replaying Stripe's own event changes nothing: same id, already processed
+    paid_id = client.v1.events.list(params={"type": "invoice.paid"}).data[0].id
+    paid_event = requests.get(
+        f"{emulator.url}/v1/events/{paid_id}",
+        headers={"Authorization": "Bearer sk_test_x"},
+        timeout=5,
+    ).json()
+    replay = post_event(base_url, paid_event)
+    assert (replay.status_code, replay.json()["outcome"]) == (200, "duplicate")
+    # a late finalized event (a new id, out of order) does not move paid back to open
+    late = {**paid_event, "id": "evt_late_finalized", "type": "invoice.finalized"}
+    late["data"]["object"]["status"] = "open"
+    assert post_event(base_url, late).json()["outcome"] == "unchanged"
+    # an event of another installation's invoice is acknowledged and ignored
+    foreign = json.loads(json.dumps({**paid_event, "id": "evt_foreign"}))
+    foreign["data"]["object"]["metadata"]["meterline_install"] = "someone-else"
+    foreign["type"] = "invoice.voided"
+    assert post_event(base_url, foreign).json()["outcome"] == "ignored"
+    # a forged signature is refused without saying why, and changes nothing
+    forged = {**paid_event, "id": "evt_forged", "type": "invoice.voided"}
+    refused = post_event(base_url, forged, secret="whsec_not_the_endpoint_secret")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_signature"
+    assert STRIPE_SECRET not in refused.text and "whsec_not" not in refused.text
+    unsigned = httpx.post(f"{base_url}/v1/stripe/webhook", content=json.dumps(forged))
+    assert unsigned.status_code == 400
+    assert statuses(db) == wanted
+    with db.connect() as conn:
+        processed = (
+            conn.execute(
+                text(
+                    "select event_id from meterline.stripe_webhook_events where event_id like 'evt_f%'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert processed == ["evt_foreign"]  # the forged one was never processed
+
+    # the tenant's own endpoint got each invoice event once, signed (Standard Webhooks)
+    deadline = time.monotonic() + 10
+    while len(receiver.accepted) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    got = sorted((body["type"], body["tenant_id"]) for _, body in receiver.accepted)
+    assert got == [
+        ("invoice.finalized", "failed-co"), ("invoice.finalized", "paid-co"),
+        ("invoice.finalized", "void-co"), ("invoice.paid", "paid-co"),
+        ("invoice.payment_failed", "failed-co"),
+    ]  # fmt: skip
+    paid = next(body for _, body in receiver.accepted if body["type"] == "invoice.paid")
+    assert paid["stripe_invoice_id"] == ids["paid-co"] and paid["amount_paid"] > 0
+    with db.connect() as conn:
+        delivery = conn.execute(
+            text("select delivery_status, count(*) from meterline.invoice_events group by 1")
+        ).all()
+    assert delivery == [("sent", 5)]
+
+
+def test_without_a_secret_the_endpoint_answers_503(db, redis_client, test_services):
+    with serve_app(db, redis_client, test_services.redis_prefix) as base_url:
+        answer = httpx.post(f"{base_url}/v1/stripe/webhook", content=b"{}")
+    assert answer.status_code == 503
+    assert "STRIPE_WEBHOOK_SECRET" in answer.json()["error"]["message"]
+
+
+def test_events_of_unrecorded_invoices_change_nothing(db, redis_client, test_services):
+    install = install_id(db)
+    event = {
+        "id": "evt_unknown", "object": "event", "type": "invoice.paid", "created": 1,
+        "data": {"object": {"id": "in_unknown", "object": "invoice",
+                            "metadata": {"meterline_install": install, "meterline_tenant_id": "x"}}},
+    }  # fmt: skip
+    with serve_app(
+        db, redis_client, test_services.redis_prefix, stripe_webhook_secret=STRIPE_SECRET
+    ) as base_url:
+        first = post_event(base_url, event)
+        again = post_event(base_url, event)
+    assert first.json()["outcome"] == "ignored" and again.json()["outcome"] == "duplicate"
