@@ -277,3 +277,38 @@ def test_events_of_unrecorded_invoices_change_nothing(db, redis_client, test_ser
         first = post_event(base_url, event)
         again = post_event(base_url, event)
     assert first.json()["outcome"] == "ignored" and again.json()["outcome"] == "duplicate"
+
+
+def test_reconciliation_reports_past_due_and_what_was_paid(invoiced, db, client, tmp_path):
+    from datetime import timedelta
+
+    from billing.reconciliation import reconcile
+
+    _, ids, _ = invoiced
+    client.v1.invoices.pay(ids["paid-co"])
+    with pytest.raises(stripe.CardError):
+        client.v1.invoices.pay(
+            ids["failed-co"], params={"payment_method": "pm_card_chargeCustomerFail"}
+        )
+    sent = client.v1.invoices.retrieve(ids["void-co"])  # send_invoice, due in 14 days
+    after_due = datetime.fromtimestamp(sent.due_date, UTC) + timedelta(days=1)
+    result = reconcile(db, client, SEP, reports_dir=tmp_path, retry=FAST, now=after_due)
+    rows = {r.tenant_id: r for r in result.rows}
+    assert rows["void-co"].category == "past_due"
+    assert rows["void-co"].explanation.startswith("open and past due since ")
+    assert rows["paid-co"].category == "matched" and rows["paid-co"].explanation.startswith("paid ")
+    assert rows["paid-co"].amount_paid == rows["paid-co"].stripe_amount > 0
+    # charged automatically, no due date: a failed payment is not past due by a date
+    assert rows["failed-co"].category == "matched" and rows["failed-co"].amount_paid == 0
+    paid = rows["paid-co"].amount_paid
+    assert result.totals()["USD"]["paid"] == paid
+    assert "past_due" in result.markdown() and "| paid |" in result.markdown()
+    with db.connect() as conn:
+        stored = dict(
+            conn.execute(
+                text("select tenant_id, amount_paid from meterline.invoice_reconciliation")
+            ).all()
+        )
+    assert stored == {"paid-co": paid, "failed-co": 0, "void-co": 0}
+    csv_text = result.csv_path.read_text()
+    assert csv_text.splitlines()[0].endswith(",paid")

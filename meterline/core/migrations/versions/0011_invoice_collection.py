@@ -15,6 +15,7 @@ Create Date: 2026-12-03
   ``meterline.next_invoice_status(current, incoming)`` is the one rule for moving it: a paid or
   void invoice never changes again, a failed payment or an uncollectible mark is not undone by
   a late ``open``, nothing goes back to draft once finalized (out-of-order webhooks).
+- ``meterline.invoice_reconciliation.amount_paid``: what Stripe reports as paid.
 - ``meterline.stripe_webhook_events``: every Stripe event id processed once (idempotency).
 - ``meterline.invoice_events``: signed invoice events for the alert webhook, delivered with
   the alerts' bookkeeping (``delivery_status``, ``attempts``, ``last_error``).
@@ -43,6 +44,10 @@ def upgrade() -> None:
                 (collection_method = 'send_invoice') = (days_until_due is not null));
         alter table meterline.plans alter column days_until_due drop default;
 
+        alter table meterline.invoice_reconciliation
+            add column amount_paid bigint not null default 0;
+        comment on column meterline.invoice_reconciliation.amount_paid is
+            'What Stripe reports as paid on the invoice (minor units) when reconciled.';
         alter table meterline.invoices
             add column due_at timestamptz,
             add column paid_at timestamptz,
@@ -121,6 +126,7 @@ def downgrade() -> None:
         drop table meterline.stripe_webhook_events;
         drop function meterline.next_invoice_status(text, text);
         update meterline.invoices set status = 'open' where status = 'payment_failed';
+        alter table meterline.invoice_reconciliation drop column amount_paid;
         alter table meterline.invoices
             drop column status_changed_at,
             drop column paid_at,
