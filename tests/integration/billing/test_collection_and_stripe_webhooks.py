@@ -193,6 +193,8 @@ def test_paid_failed_and_voided_invoices_reach_meterline_through_webhooks(
         assert [(i["stripe_invoice_id"], i["status"]) for i in page["items"]] == [
             (ids[tenant_id], status)
         ]
+        assert (page["items"][0]["paid_at"] is not None) == (status == "paid")
+        assert page["items"][0]["past_due"] is False
     with db.connect() as conn:
         paid_at = conn.execute(
             text("select paid_at from meterline.invoices where tenant_id = 'paid-co'")
