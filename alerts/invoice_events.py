@@ -8,7 +8,9 @@ that moved the invoice's status (:func:`record_invoice_event`, the ``on_change``
 :func:`billing.stripe_webhooks.apply_event`), so it exists exactly when the change does. The
 key is the webhook's ``webhook-id``: the same on every retry, so a receiver can dedupe.
 :func:`deliver_invoice_events` sends every row not yet sent (fewer than the maximum attempts):
-after each Stripe webhook, and again on the next one for a delivery that failed.
+after each Stripe webhook and each invoice run (``billing/stripe_invoices`` records
+``invoice.finalized`` itself: :func:`record_finalized_invoices`), and again on the next one
+for a delivery that failed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from alerts.delivery import MAX_DELIVERY_ATTEMPTS, deliver_rows
 from alerts.notification import Notification
 from alerts.notifier import Notifier
 from alerts.outbox import Outbox
+from billing.invoicing import InvoiceRunResult
 from billing.money import format_minor
 from billing.stripe_webhooks import StatusChange
 
@@ -86,6 +89,24 @@ def record_invoice_event(conn: Connection, change: StatusChange) -> bool:
             },
         ).rowcount
     )
+
+
+def record_finalized_invoices(engine: Engine, result: InvoiceRunResult) -> int:
+    """``invoice.finalized`` for every invoice an invoice run finalized (or found finalized),
+    for installs whose Stripe webhooks are not configured: the key is the one the Stripe
+    webhook's event would have, so whichever comes first records it. The number recorded."""
+    recorded = 0
+    with engine.begin() as conn:
+        for inv in result.invoices:
+            if inv.action not in ("created", "resumed", "recovered") or not inv.stripe_invoice_id:
+                continue
+            invoice = {"currency": inv.currency, "amount_due": inv.amount_due, "amount_paid": 0}
+            change = StatusChange(
+                "invoice.finalized", inv.tenant_id, result.period, inv.stripe_invoice_id,
+                inv.status, invoice,
+            )  # fmt: skip
+            recorded += record_invoice_event(conn, change)
+    return recorded
 
 
 def message(event_key: str, event_type: str, data: dict[str, Any]) -> Notification:

@@ -314,3 +314,36 @@ def test_reconciliation_reports_past_due_and_what_was_paid(invoiced, db, client,
     assert stored == {"paid-co": paid, "failed-co": 0, "void-co": 0}
     csv_text = result.csv_path.read_text()
     assert csv_text.splitlines()[0].endswith(",paid")
+
+
+def test_an_invoice_run_sends_invoice_finalized_once_without_stripe_webhooks(
+    db, mart, client, test_services
+):
+    from alerts.invoice_events import (
+        deliver_invoice_events,
+        invoice_events,
+        record_finalized_invoices,
+    )
+    from alerts.notifier import Notifier
+
+    load_collection_catalog(db)
+    for tenant_id, plan in (("one-co", "starter"), ("two-co", "pro")):
+        create_tenant(db, tenant_id, plan, at=datetime(2026, 8, 1, tzinfo=UTC))
+        mart.put(tenant_id, SEP, plan, USAGE)
+    receiver = AlertReceiver()
+    notifier = Notifier.configure(
+        home=test_services.home, webhook_url=receiver.url, webhook_secret=ALERT_SECRET
+    )
+    try:
+        result = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+        assert record_finalized_invoices(db, result) == 2
+        assert deliver_invoice_events(db, notifier).sent == [
+            f"invoice.finalized:{i.stripe_invoice_id}" for i in result.invoices
+        ]
+        again = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+        assert record_finalized_invoices(db, again) == 0  # unchanged: nothing new
+        assert deliver_invoice_events(db, notifier).sent == []
+    finally:
+        receiver.server.shutdown()
+    assert sorted(body["tenant_id"] for _, body in receiver.accepted) == ["one-co", "two-co"]
+    assert {r.delivery_status for r in invoice_events(db)} == {"sent"}
