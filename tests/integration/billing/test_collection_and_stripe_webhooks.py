@@ -347,3 +347,38 @@ def test_an_invoice_run_sends_invoice_finalized_once_without_stripe_webhooks(
         receiver.server.shutdown()
     assert sorted(body["tenant_id"] for _, body in receiver.accepted) == ["one-co", "two-co"]
     assert {r.delivery_status for r in invoice_events(db)} == {"sent"}
+
+
+def test_late_usage_of_a_month_whose_payment_failed_is_still_billed(db, mart, client):
+    """A failed payment leaves the invoice finalized: late usage goes on the next invoice."""
+    from billing.stripe_webhooks import apply_event
+    from tests.integration.billing.test_stripe_invoicing_and_reconciliation import AUG
+
+    create_tenant(db, "acme", "payg", at=datetime(2026, 1, 1, tzinfo=UTC))
+    mart.put("acme", AUG, "payg", {"api_calls": 10_000_000})
+    [aug] = create_invoices(db, client, AUG, usage_cutoff=cutoff(AUG), retry=FAST).invoices
+    with pytest.raises(stripe.CardError):
+        client.v1.invoices.pay(
+            aug.stripe_invoice_id, params={"payment_method": "pm_card_chargeCustomerFail"}
+        )
+    failed = client.v1.events.list(params={"type": "invoice.payment_failed"}).data[0]
+    event = json.loads(str(failed))
+    assert apply_event(db, event, install_id(db)).outcome == "applied"
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                """
+                insert into raw.usage_events (tenant_id, event_id, meter, value, occurred_at, received_at, loaded_at)
+                values ('acme', 'late-1', 'api_calls', 1000000, '2026-08-20T10:00:00Z', now(), now())
+                """
+            )
+        )
+    mart.put("acme", AUG, "payg", {"api_calls": 11_000_000})
+    mart.put("acme", SEP, "payg", {"api_calls": 20_000})
+    [sep] = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST).invoices
+    assert "adjustment:2026-08:usage:api_calls" in [line.line_key for line in sep.lines]
+    with db.connect() as conn:
+        august = conn.execute(
+            text("select status from meterline.invoices where period = '2026-08-01'")
+        ).scalar()
+    assert august == "payment_failed"
