@@ -278,7 +278,9 @@ def test_events_of_unrecorded_invoices_change_nothing(db, redis_client, test_ser
     ) as base_url:
         first = post_event(base_url, event)
         again = post_event(base_url, event)
+        huge = httpx.post(f"{base_url}/v1/stripe/webhook", content=b"x" * (1024 * 1024 + 1))
     assert first.json()["outcome"] == "ignored" and again.json()["outcome"] == "duplicate"
+    assert huge.status_code == 413
 
 
 def test_reconciliation_reports_past_due_and_what_was_paid(invoiced, db, client, tmp_path):

@@ -521,3 +521,22 @@ def test_automatic_collection_pays_or_fails_auto_advancing_invoices(emulator, cl
     assert {client.v1.invoices.retrieve(i.id).status for i in (manual, sent)} == {"open"}
     types = [e.type for e in client.v1.events.list(params={"limit": 100}).data]
     assert types.count("invoice.paid") == 1 and types.count("invoice.payment_failed") == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"webhook_url": "http://127.0.0.1:1/hook"}, "webhook_url and webhook_secret go together"),
+        ({"webhook_url": "ftp://x", "webhook_secret": "s"}, "webhook_url must be an http(s) URL"),
+        ({"webhook_url": "http://x", "webhook_secret": " "}, "webhook_secret must be a non-empty"),
+        ({"webhook_secrets": "s"}, "unknown config field"),
+    ],
+)
+def test_bad_webhook_config_is_refused_naming_the_field(emulator, client, config, message):
+    answer = requests.post(
+        f"{emulator.url}/_emulator/config",
+        json=config,
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
+    )
+    assert answer.status_code == 400 and message in answer.json()["error"]["message"]
