@@ -9,8 +9,8 @@ that moved the invoice's status (:func:`record_invoice_event`, the ``on_change``
 key is the webhook's ``webhook-id``: the same on every retry, so a receiver can dedupe.
 :func:`deliver_invoice_events` sends every row not yet sent (fewer than the maximum attempts):
 after each Stripe webhook and each invoice run (``billing/stripe_invoices`` records
-``invoice.finalized`` itself: :func:`record_finalized_invoices`), and again on the next one
-for a delivery that failed.
+``invoice.finalized`` itself: :func:`record_finalized_invoices`); a delivery that failed is
+retried by the Dagster ``invoice_events_sensor`` (``orchestration/defs/alerts/invoice_events.py``).
 """
 
 from __future__ import annotations

@@ -384,3 +384,48 @@ def test_late_usage_of_a_month_whose_payment_failed_is_still_billed(db, mart, cl
             text("select status from meterline.invoices where period = '2026-08-01'")
         ).scalar()
     assert august == "payment_failed"
+
+
+def test_a_failed_invoice_event_is_retried_by_the_sensor_and_its_job(
+    db, mart, client, test_services
+):
+    import dagster as dg
+
+    from alerts.invoice_events import deliver_invoice_events, record_finalized_invoices
+    from alerts.notifier import Notifier
+    from orchestration.defs.alerts.invoice_events import invoice_events_job, pending_run_key
+    from orchestration.defs.alerts.resources import NotifierResource
+    from orchestration.resources import PostgresResource
+
+    create_tenant(db, "acme", "starter", at=datetime(2026, 8, 1, tzinfo=UTC))
+    mart.put("acme", SEP, "starter", USAGE)
+    result = create_invoices(db, client, SEP, usage_cutoff=cutoff(SEP), retry=FAST)
+    record_finalized_invoices(db, result)
+    assert pending_run_key(db) is not None
+    unreachable = Notifier.configure(
+        home=test_services.home,
+        webhook_url=f"http://127.0.0.1:{free_port()}/down",
+        webhook_secret=ALERT_SECRET,
+    )
+    assert len(deliver_invoice_events(db, unreachable).failed) == 1
+    key = pending_run_key(db)
+    assert key is not None and key.endswith(":1")  # one attempt made: a new run key
+    receiver = AlertReceiver()
+    try:
+        with dg.instance_for_test() as instance:
+            run = invoice_events_job.execute_in_process(
+                instance=instance,
+                resources={
+                    "postgres": PostgresResource(url=test_services.database_url),
+                    "notifier": NotifierResource(
+                        home=str(test_services.home),
+                        webhook_url=receiver.url,
+                        webhook_secret=ALERT_SECRET,
+                    ),
+                },
+            )
+        assert run.success
+    finally:
+        receiver.server.shutdown()
+    assert [body["type"] for _, body in receiver.accepted] == ["invoice.finalized"]
+    assert pending_run_key(db) is None
