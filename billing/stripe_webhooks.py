@@ -73,6 +73,10 @@ def verify(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]
         raise WebhookRefused(f"not a Stripe event: {type(exc).__name__}") from None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str):
         raise WebhookRefused("not a Stripe event: no id")
+    if not isinstance(event.get("type"), str) or not isinstance(event.get("data"), dict):
+        raise WebhookRefused("not a Stripe event: no type or data")
+    if isinstance(event.get("created"), bool) or not isinstance(event.get("created"), int):
+        raise WebhookRefused("not a Stripe event: created is not a unix time")
     return event
 
 
@@ -86,8 +90,8 @@ def apply_event(
     ``on_change(conn, change)`` runs in the same transaction when the invoice is in the status
     the event tells (the outgoing invoice events are recorded there, so they exist exactly
     when the status does; an out-of-order event has no change)."""
-    event_id, event_type = event["id"], str(event.get("type", ""))
-    obj = (event.get("data") or {}).get("object") or {}
+    event_id, event_type = event["id"], event["type"]
+    obj = event["data"].get("object") or {}
     with engine.begin() as conn:
         first = conn.execute(
             text(
@@ -102,8 +106,8 @@ def apply_event(
             {
                 "id": event_id,
                 "type": event_type,
-                "created": datetime.fromtimestamp(int(event.get("created") or 0), UTC),
-                "obj": obj.get("id") if isinstance(obj, dict) else None,
+                "created": datetime.fromtimestamp(event["created"], UTC),
+                "obj": _text(obj.get("id")) if isinstance(obj, dict) else None,
             },
         ).scalar()
         if first is None:
@@ -127,10 +131,10 @@ def _apply(
     incoming = INVOICE_EVENTS.get(event_type)
     if incoming is None:
         return ignored(f"{event_type or 'no type'} is not an event Meterline acts on")
-    if not isinstance(obj, dict) or obj.get("object") != "invoice" or not obj.get("id"):
+    if not isinstance(obj, dict) or obj.get("object") != "invoice" or not _text(obj.get("id")):
         return ignored("the event carries no invoice")
-    metadata = obj.get("metadata") or {}
-    if metadata.get("meterline_install") != install:
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("meterline_install") != install:
         return ignored("not an invoice of this installation (metadata.meterline_install)")
     row = conn.execute(
         text(
@@ -160,8 +164,9 @@ def _apply(
 
 def _move(conn: Connection, obj: dict[str, Any], incoming: str) -> str:
     """Move the recorded status towards ``incoming``; the status it has afterwards."""
-    transitions = obj.get("status_transitions") or {}
-    paid_at, due = transitions.get("paid_at"), obj.get("due_date")
+    transitions = obj.get("status_transitions")
+    paid_at = transitions.get("paid_at") if isinstance(transitions, dict) else None
+    due = obj.get("due_date")
     return conn.execute(
         text(
             """
@@ -181,8 +186,19 @@ def _move(conn: Connection, obj: dict[str, Any], incoming: str) -> str:
         {
             "incoming": incoming,
             "at": clock.now(),
-            "paid_at": datetime.fromtimestamp(paid_at, UTC) if paid_at else None,
-            "due_at": datetime.fromtimestamp(due, UTC) if due else None,
+            "paid_at": _instant(paid_at),
+            "due_at": _instant(due),
             "id": obj["id"],
         },
     ).scalar_one()
+
+
+def _instant(value: Any) -> datetime | None:
+    """A unix time of Stripe's as an instant (None when absent or not a whole number)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -279,8 +279,16 @@ def test_events_of_unrecorded_invoices_change_nothing(db, redis_client, test_ser
         first = post_event(base_url, event)
         again = post_event(base_url, event)
         huge = httpx.post(f"{base_url}/v1/stripe/webhook", content=b"x" * (1024 * 1024 + 1))
+        not_an_event = post_event(base_url, {"id": "evt_bad", "type": 5, "data": []})
+        odd_invoice = post_event(
+            base_url,
+            {"id": "evt_odd", "object": "event", "type": "invoice.paid", "created": 2,
+             "data": {"object": {"object": "invoice", "id": 7, "metadata": ["x"]}}},
+        )  # fmt: skip
     assert first.json()["outcome"] == "ignored" and again.json()["outcome"] == "duplicate"
     assert huge.status_code == 413
+    assert not_an_event.status_code == 400  # signed, but not an event: refused, not a 500
+    assert (odd_invoice.status_code, odd_invoice.json()["outcome"]) == (200, "ignored")
 
 
 def test_reconciliation_reports_past_due_and_what_was_paid(invoiced, db, client, tmp_path):
