@@ -104,6 +104,8 @@ class EmulatorState:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
+        tmp.touch(mode=0o600)  # it holds the webhook secret: owner only
+        tmp.chmod(0o600)
         tmp.write_text(json.dumps(self.data, separators=(",", ":")))
         os.replace(tmp, self.path)
 

@@ -446,6 +446,8 @@ def test_events_are_posted_signed_so_the_sdk_verifies_them(emulator, client, rec
         emulator, "POST", "config", {"webhook_url": receiver.url, "webhook_secret": SECRET}
     )
     assert config["config"]["webhook_secret"] == "set (not shown)"
+    state_file = emulator.emulator.state.path
+    assert state_file.stat().st_mode & 0o777 == 0o600  # the secret is kept owner-only
     inv = _finalized_invoice(client, collection_method="send_invoice", days_until_due=7)
     with pytest.raises(stripe.CardError) as declined:
         client.v1.invoices.pay(inv.id, params={"payment_method": "pm_card_chargeCustomerFail"})
