@@ -437,3 +437,24 @@ def test_a_failed_invoice_event_is_retried_by_the_sensor_and_its_job(
         receiver.server.shutdown()
     assert [body["type"] for _, body in receiver.accepted] == ["invoice.finalized"]
     assert pending_run_key(db) is None
+
+
+def test_collection_terms_are_stored_per_plan_version(db):
+    from billing.catalog_store import read_catalog, read_plan_versions
+    from billing.collection import Collection
+
+    raw = yaml.safe_load(DEFAULT_CATALOG.read_text())
+    raw["plans"]["pro"].update(collection_method="charge_automatically", auto_advance=True)
+    loaded = save_catalog(db, parse_catalog(raw))
+    assert loaded.new_versions == {"pro": 2}
+    assert [str(c) for c in loaded.changes] == [
+        "pro: collection_method 'send_invoice' -> 'charge_automatically'",
+        "pro: days_until_due 30 -> -",
+        "pro: auto_advance false -> true",
+    ]
+    assert read_catalog(db).plans["pro"].collection == Collection(
+        "charge_automatically", None, True
+    )
+    versions = read_plan_versions(db)
+    assert versions[("pro", 1)].collection == Collection()  # the old version keeps its terms
+    assert save_catalog(db, parse_catalog(raw)).new_versions == {}  # same file: nothing new
