@@ -4,7 +4,7 @@
 Plans are versioned: a stored version is immutable (a trigger refuses UPDATE/DELETE), and a
 plan that differs from its latest version is written as the next version. Subscriptions name
 the version they pay, so a price change never reprices the past (migration 0006). The pricing
-rules (migration 0007) and the collection terms (migration 0009) are part of a version:
+rules (migration 0007) and the collection terms (migration 0011) are part of a version:
 written with its rows, read back with them."""
 
 from __future__ import annotations

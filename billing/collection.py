@@ -1,5 +1,5 @@
 """How a plan's invoices are collected: Stripe's ``collection_method``, ``days_until_due`` and
-``auto_advance``, part of a plan version (migration ``0009_invoice_collection``).
+``auto_advance``, part of a plan version (migration ``0011_invoice_collection``).
 
 - ``send_invoice`` (the default): Stripe emails the invoice (when ``auto_advance``) and the
   customer pays it within ``days_until_due`` days (1..365, default 30).

@@ -10,7 +10,7 @@ Only invoices of this installation are touched: the event's invoice must carry o
 ``metadata.meterline_install`` and be the ``stripe_invoice_id`` recorded in
 ``meterline.invoices`` for the tenant it names. The status moves as
 ``meterline.next_invoice_status`` allows, so events arriving out of order never move a paid
-invoice back to open (see migration ``0009_invoice_collection``).
+invoice back to open (see migration ``0011_invoice_collection``).
 """
 
 from __future__ import annotations
