@@ -95,21 +95,12 @@ def create_app(
         proxies=TrustedProxies(trusted_proxies),
     )
     app.state.keystore = keystore
-    app.include_router(
-        ingest_router(
-            engine,
-            redis,
-            prefix=prefix,
-            rate_limit_per_second=rate_limit_per_second,
-            rate_limit_burst=rate_limit_burst,
-            event_budget=event_budget,
-            max_body_bytes=max_body_bytes,
-            max_batch=max_batch,
-            recorder=recorder,
-            cost_estimator=cost_estimator,
-            keystore=keystore,
-        )
-    )
+    app.include_router(ingest_router(
+        engine, redis, prefix=prefix, rate_limit_per_second=rate_limit_per_second,
+        rate_limit_burst=rate_limit_burst, event_budget=event_budget,
+        max_body_bytes=max_body_bytes, max_batch=max_batch, recorder=recorder,
+        cost_estimator=cost_estimator, keystore=keystore,
+    ))  # fmt: skip
     app.include_router(admin_keys_router(engine, keystore, admin_key=admin_key))
     app.include_router(health_router(engine, redis))
     if metrics_enabled:
