@@ -235,7 +235,7 @@ class Emulator:
                     404,
                     f"Unrecognized request URL ({method}: {path}). The Meterline Stripe emulator "
                     "implements customers (and their balance transactions), invoices, invoiceitems, "
-                    "account and webhook_endpoints.",
+                    "account, webhook_endpoints and events.",
                 ).body(),
                 {},
             )
