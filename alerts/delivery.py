@@ -15,17 +15,18 @@ N attempts`` in ``last_error``. A row still ``pending``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Row, text
 
-from alerts import store
+from alerts import outbox, store
 from alerts.context import AlertContext, alert_context
 from alerts.messages import build_notification
 from alerts.notification import ChannelNotConfigured, DeliveryError, Notification
 from alerts.notifier import Notifier
+from alerts.outbox import Outbox
 from alerts.thresholds import ADMIN_EMAIL, EMAIL
 from meterline.core import periods
 from meterline.core.redaction import mask_urls
@@ -95,25 +96,44 @@ def deliver_alerts(
     if not ids:
         return report
     ctx = alert_context(engine, tenant_id, meter)
-    for alert_id in ids:
-        attempt = store.start_attempt(engine, alert_id)
+
+    def send(row) -> str:
+        message = build_notification(
+            ctx,
+            period=period,
+            threshold=row.threshold,
+            quantity=row.quantity,
+            limit=row.limit_quantity,
+            percent=row.usage_percent,
+            audience="admin" if row.channel == ADMIN_EMAIL else "tenant",
+        )
+        return _send(notifier, row.channel, ctx, message)
+
+    for row, status, detail in deliver_rows(engine, store.ALERTS, ids, send, max_attempts):
+        report.deliveries.append(Delivery(row.alert_id, row.threshold, row.channel, status, detail))
+    return report
+
+
+def deliver_rows(
+    engine: Engine,
+    box: Outbox,
+    ids: Iterable[int],
+    send: Callable[[Row], str],
+    max_attempts: int = MAX_DELIVERY_ATTEMPTS,
+) -> Iterator[tuple[Row, str, str]]:
+    """Deliver each row of ``box`` (an alert, an invoice event) once: count the attempt
+    (committed), claim the row, ``send(row)``, mark it; yields ``(row, status, detail)``.
+    ``send`` raises :class:`ChannelNotConfigured` (skipped) or anything else (failed)."""
+    for row_id in ids:
+        attempt = outbox.start_attempt(engine, box, row_id)
         if attempt is None:
             continue  # sent meanwhile, or another run holds it
         with engine.begin() as conn:
-            row = store.claim(conn, alert_id)
+            row = outbox.claim(conn, box, row_id)
             if row is None:
                 continue  # sent meanwhile, or another run holds it
             try:
-                message = build_notification(
-                    ctx,
-                    period=period,
-                    threshold=row.threshold,
-                    quantity=row.quantity,
-                    limit=row.limit_quantity,
-                    percent=row.usage_percent,
-                    audience="admin" if row.channel == ADMIN_EMAIL else "tenant",
-                )
-                detail = _send(notifier, row.channel, ctx, message)
+                detail = send(row)
                 status = "sent"
             except ChannelNotConfigured as exc:
                 status, detail = "skipped", str(exc)
@@ -121,9 +141,8 @@ def deliver_alerts(
                 status, detail = "failed", failure_detail(exc)
                 if attempt >= max_attempts:
                     detail = f"gave up after {attempt} attempts: {detail}"
-            store.mark(conn, row.alert_id, status, detail)
-        report.deliveries.append(Delivery(row.alert_id, row.threshold, row.channel, status, detail))
-    return report
+            outbox.mark(conn, box, row_id, status, detail)
+        yield row, status, detail
 
 
 @dataclass(frozen=True)

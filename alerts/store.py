@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, Row, text
+from sqlalchemy import Connection, Engine, text
 
+from alerts.outbox import Outbox
 from alerts.thresholds import UsageRow, route
 from meterline.core import periods
 
@@ -175,61 +176,9 @@ def deliverable_ids(
         )
 
 
-def claim(conn: Connection, alert_id: int) -> Row | None:
-    """Lock one row that still needs sending; None when it was sent meanwhile or another run
-    holds it. The lock lasts until ``conn``'s transaction ends (after :func:`mark`)."""
-    return conn.execute(
-        text(
-            """
-            select alert_id, threshold, channel, quantity, limit_quantity, usage_percent
-            from meterline.alerts
-            where alert_id = :id and delivery_status in ('pending', 'failed')
-            for update skip locked
-            """
-        ),
-        {"id": alert_id},
-    ).first()
-
-
-def start_attempt(engine: Engine, alert_id: int) -> int | None:
-    """Count one attempt before anything is sent, in its own committed transaction, and
-    leave a ``last_error`` that :func:`mark` replaces when the attempt ends: a run killed
-    while sending still moves the count (and the retry's run key) on, visibly. The attempt's
-    number, or None when the row was sent meanwhile or another run holds it."""
-    with engine.begin() as conn:
-        return conn.execute(
-            text(
-                """
-                update meterline.alerts
-                set attempts = attempts + 1,
-                    last_error = 'attempt ' || (attempts + 1)
-                                 || ' did not finish: the run stopped while sending'
-                where alert_id = (
-                    select alert_id from meterline.alerts
-                    where alert_id = :id and delivery_status in ('pending', 'failed')
-                    for update skip locked)
-                returning attempts
-                """
-            ),
-            {"id": alert_id},
-        ).scalar()
-
-
-def mark(conn: Connection, alert_id: int, status: str, detail: str) -> None:
-    """End the attempt :func:`start_attempt` counted: ``sent`` (with ``delivered_at``),
-    ``failed`` or ``skipped``."""
-    conn.execute(
-        text(
-            """
-            update meterline.alerts
-            set delivery_status = :status,
-                last_error = case when :status = 'sent' then null else :detail end,
-                delivered_at = case when :status = 'sent' then now() else delivered_at end
-            where alert_id = :id
-            """
-        ),
-        {"status": status, "detail": detail[:2000], "id": alert_id},
-    )
+ALERTS = Outbox(
+    "meterline.alerts", "alert_id", "threshold, channel, quantity, limit_quantity, usage_percent"
+)
 
 
 def delivery_counts(conn: Connection) -> dict[str, int]:

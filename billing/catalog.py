@@ -11,6 +11,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from billing.collection import COLLECTION_FIELDS, Collection, parse_collection
+
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 AGGREGATIONS = ("sum", "count", "max", "last", "unique_count")
 PRICING_MODELS = ("graduated", "volume", "package", "flat", "percentage", "none")
@@ -85,6 +87,7 @@ class Plan:
     meters: dict[str, PlanMeter] = field(default_factory=dict)
     minimum_commitment: Decimal | None = None  # floor of the month's invoice total
     maximum_spend: Decimal | None = None  # cap of the month's invoice total
+    collection: Collection = field(default_factory=Collection)  # how Stripe collects it
 
 
 @dataclass(frozen=True)
@@ -354,7 +357,7 @@ def parse_catalog(data: Any) -> Catalog:
         _unknown_keys(
             raw,
             {"name", "base_fee", "currency", "upgrade_to", "description", "meters"}
-            | {"minimum_commitment", "maximum_spend"},
+            | {"minimum_commitment", "maximum_spend", *COLLECTION_FIELDS},
             path,
         )
         commitment, cap = _min_max(raw, path, "minimum_commitment", "maximum_spend")
@@ -372,6 +375,7 @@ def parse_catalog(data: Any) -> Catalog:
             meters=plan_meters,
             minimum_commitment=commitment,
             maximum_spend=cap,
+            collection=parse_collection(raw, path, CatalogError),
         )
     for plan in plans.values():
         if plan.upgrade_to is not None and plan.upgrade_to not in plans:

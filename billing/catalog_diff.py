@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.catalog import Plan, PlanMeter, Tier
+from billing.collection import COLLECTION_FIELDS
 from billing.pricing_rules_store import METER_RULES, PLAN_RULES
 
 # every field of a version: a change of any of them, pricing rules included, is a new version
@@ -86,6 +87,13 @@ def plan_changes(old: Plan | None, new: Plan) -> list[FieldChange]:
         FieldChange(new.plan_id, f, show(getattr(old, f)), show(getattr(new, f)))
         for f in PLAN_FIELDS
         if not _same(getattr(old, f), getattr(new, f))
+    ]
+    changes += [
+        FieldChange(
+            new.plan_id, f, show(getattr(old.collection, f)), show(getattr(new.collection, f))
+        )
+        for f in COLLECTION_FIELDS
+        if getattr(old.collection, f) != getattr(new.collection, f)
     ]
     for meter in sorted(old.meters.keys() | new.meters.keys()):
         before, after = old.meters.get(meter), new.meters.get(meter)

@@ -4,7 +4,8 @@
 Plans are versioned: a stored version is immutable (a trigger refuses UPDATE/DELETE), and a
 plan that differs from its latest version is written as the next version. Subscriptions name
 the version they pay, so a price change never reprices the past (migration 0006). The pricing
-rules (migration 0007) are part of a version: written with its rows, read back with them."""
+rules (migration 0007) and the collection terms (migration 0011) are part of a version:
+written with its rows, read back with them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, Engine, text
 
 from billing.catalog import Catalog, Meter, Plan, PlanMeter, Tier
 from billing.catalog_diff import FieldChange, plan_changes
+from billing.collection import PLAN_COLLECTION, Collection
 from billing.pricing_rules_store import (
     METER_RULES,
     PLAN_RULES,
@@ -77,7 +79,7 @@ def _save_meter(conn: Connection, meter: Meter) -> None:
 def _save_plan(conn: Connection, plan: Plan, version: int) -> None:
     """Write version ``version`` of the plan: its row, its meters and their tiers, each with
     its pricing rules."""
-    columns, params = rule_columns(PLAN_RULES)
+    columns, params = rule_columns({**PLAN_RULES, **PLAN_COLLECTION})
     conn.execute(
         text(
             f"""
@@ -93,6 +95,7 @@ def _save_plan(conn: Connection, plan: Plan, version: int) -> None:
                 for k in ("plan_id", "name", "base_fee", "currency", "upgrade_to", "description")
             },
             **rule_values(plan, PLAN_RULES),
+            **rule_values(plan.collection, PLAN_COLLECTION),
         },
     )
     columns, params = rule_columns(METER_RULES)
@@ -208,6 +211,7 @@ def _read_plan_rows(conn: Connection, relation: str) -> list[tuple[int, Plan]]:
                 description=r.description,
                 meters=plan_meters.get((r.plan_id, r.plan_version), {}),
                 **rules_of_row(r, PLAN_RULES),
+                collection=Collection(**rules_of_row(r, PLAN_COLLECTION)),
             ),
         )
         for r in conn.execute(text(f"select * from {relation} order by plan_id, plan_version"))

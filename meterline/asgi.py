@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None):
     """The Meterline API configured from ``settings`` (default: this process's environment)."""
     import redis
 
+    from alerts.notifier import Notifier
     from ingestion.ratelimit import EventBudget
     from meterline.core.db import get_engine, require_current_schema
     from meterline.core.secrets import admin_key, secret_key
@@ -38,6 +39,14 @@ def create_app(settings: Settings | None = None):
     urls = running_service_urls(settings)
     require_current_schema(urls.database_url)
     engine = get_engine(urls.database_url)
+    notifier = Notifier.configure(
+        home=settings.home,
+        smtp_url=settings.smtp_url,
+        webhook_url=settings.alert_webhook_url,
+        webhook_secret=settings.alert_webhook_secret,
+        admin_email=settings.admin_email,
+        sender=settings.alert_sender,
+    )  # outgoing invoice events caused by Stripe's webhooks
     return compose_app(
         engine, redis.Redis.from_url(urls.redis_url), prefix=settings.redis_prefix,
         admin_key=admin_key(settings), secret_key=secret_key(settings),
@@ -47,6 +56,7 @@ def create_app(settings: Settings | None = None):
         event_budget=EventBudget(settings.event_rate, settings.event_burst),
         metrics_enabled=settings.metrics_enabled, log_format=settings.log_format,
         metrics_multiprocess_dir=settings.prometheus_multiproc_dir,
+        stripe_webhook_secret=settings.stripe_webhook_secret, notifier=notifier,
     )  # fmt: skip
 
 

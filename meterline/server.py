@@ -1,7 +1,8 @@
 """The HTTP app of ``meterline serve``, composed here at the top: the ingest API
 (:mod:`ingestion.api`), the portal (:mod:`portal`: tenant page, admin overview, their JSON,
-``/v1/admin/tenants``), health checks, ``/metrics`` and one structured log line per request; the cost
-estimate of ``/v1/usage`` and the tenant page is wired from :mod:`billing`.
+``/v1/admin/tenants``), the Stripe webhook (:mod:`meterline.stripe_webhook`), health checks,
+``/metrics`` and one structured log line per request; the cost estimate of ``/v1/usage`` and
+the tenant page is wired from :mod:`billing`.
 
 - ``/healthz`` (process up) and ``/readyz`` (Redis and Postgres answer).
 - One :class:`ingestion.auth.KeyStore` answers "whose key is this" for the ingest API, the
@@ -22,6 +23,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
+from alerts.notifier import Notifier
 from ingestion.api.admin_keys import admin_keys_router
 from ingestion.api.events_endpoint import MAX_BATCH, MAX_BODY_BYTES
 from ingestion.api.responses import json_response
@@ -35,6 +37,7 @@ from meterline.core.telemetry.logs import configure_logging
 from meterline.http_limits import SlowBodyGuard
 from meterline.observability.http import request_telemetry
 from meterline.observability.metrics_endpoint import metrics_router
+from meterline.stripe_webhook import stripe_webhook_router
 from portal.mount import mount_portal
 
 
@@ -59,6 +62,8 @@ def create_app(
     metrics_enabled: bool = True,
     metrics_multiprocess_dir: Path | None = None,
     log_format: str = "auto",
+    stripe_webhook_secret: str | None = None,
+    notifier: Notifier | None = None,
 ) -> FastAPI:
     """The Meterline HTTP API. ``cost_estimator(tenant_id, usage)`` (optional; ``meterline
     serve`` passes :func:`catalog_cost_estimator`) returns an estimated cost per meter for
@@ -69,7 +74,9 @@ def create_app(
     (``METERLINE_TRUSTED_PROXIES`` ...); the defaults trust no proxy. ``metrics_enabled``
     serves ``/metrics`` (``METERLINE_METRICS_ENABLED``), summing every worker's figures from
     ``metrics_multiprocess_dir`` (``PROMETHEUS_MULTIPROC_DIR``) when set; ``log_format`` is
-    ``METERLINE_LOG_FORMAT``."""
+    ``METERLINE_LOG_FORMAT``. ``stripe_webhook_secret`` (``STRIPE_WEBHOOK_SECRET``) opens
+    ``POST /v1/stripe/webhook``; ``notifier`` sends the outgoing invoice events it causes (the
+    alerts' webhook channel)."""
     configure_logging(log_format)
     app = FastAPI(
         title="Meterline",
@@ -88,27 +95,21 @@ def create_app(
         proxies=TrustedProxies(trusted_proxies),
     )
     app.state.keystore = keystore
-    app.include_router(
-        ingest_router(
-            engine,
-            redis,
-            prefix=prefix,
-            rate_limit_per_second=rate_limit_per_second,
-            rate_limit_burst=rate_limit_burst,
-            event_budget=event_budget,
-            max_body_bytes=max_body_bytes,
-            max_batch=max_batch,
-            recorder=recorder,
-            cost_estimator=cost_estimator,
-            keystore=keystore,
-        )
-    )
+    app.include_router(ingest_router(
+        engine, redis, prefix=prefix, rate_limit_per_second=rate_limit_per_second,
+        rate_limit_burst=rate_limit_burst, event_budget=event_budget,
+        max_body_bytes=max_body_bytes, max_batch=max_batch, recorder=recorder,
+        cost_estimator=cost_estimator, keystore=keystore,
+    ))  # fmt: skip
     app.include_router(admin_keys_router(engine, keystore, admin_key=admin_key))
     app.include_router(health_router(engine, redis))
     if metrics_enabled:
         app.include_router(
             metrics_router(engine, redis, prefix=prefix, multiprocess_dir=metrics_multiprocess_dir)
         )
+    app.include_router(
+        stripe_webhook_router(engine, secret=stripe_webhook_secret, notifier=notifier)
+    )
     mount_portal(  # /dashboard, /admin, their JSON and /v1/admin/tenants
         app, engine, redis, prefix=prefix, admin_key=admin_key, secret_key=secret_key,
         cost_estimator=cost_estimator, keystore=keystore,

@@ -100,16 +100,19 @@ def tenant_alerts(engine: Engine, tenant_id: str) -> list[dict]:
 
 
 def tenant_invoices(engine: Engine, tenant_id: str) -> list[dict]:
+    """The tenant's invoices, newest month first, with the status Stripe's webhooks last told
+    (``paid``, ``payment_failed``, ``void``...); ``past_due``: open after its due date."""
     with engine.connect() as conn:
         rows = conn.execute(
             text(
                 """
                 select period, stripe_invoice_id, status, currency, amount_due, created_at,
-                       finalized_at
+                       finalized_at, due_at, paid_at,
+                       status in ('open', 'payment_failed') and due_at < :now as past_due
                 from meterline.invoices where tenant_id = :t order by period desc
                 """
             ),
-            {"t": tenant_id},
+            {"t": tenant_id, "now": clock.now()},
         ).all()
     return [
         {
@@ -119,6 +122,9 @@ def tenant_invoices(engine: Engine, tenant_id: str) -> list[dict]:
             "currency": r.currency.strip(),
             "amount_due": int(r.amount_due),
             "finalized_at": r.finalized_at.isoformat() if r.finalized_at else None,
+            "due_at": r.due_at.isoformat() if r.due_at else None,
+            "paid_at": r.paid_at.isoformat() if r.paid_at else None,
+            "past_due": bool(r.past_due),
         }
         for r in rows
     ]

@@ -6,7 +6,7 @@ from sqlalchemy import Engine, text
 
 TABLES = (
     "raw.usage_events, raw.usage_dead_letters, raw.counter_snapshots, raw.infra_costs, meterline.invoice_reconciliation, "
-    "meterline.invoice_lines, meterline.invoices, meterline.stripe_customers, meterline.alerts, "
+    "meterline.invoice_lines, meterline.invoice_events, meterline.stripe_webhook_events, meterline.invoices, meterline.stripe_customers, meterline.alerts, "
     "meterline.api_keys, meterline.subscriptions, meterline.tenants, meterline.price_tiers, "
     "meterline.installation, meterline.plan_meters, meterline.plans, meterline.meters, "
     "meterline.rating_rules"

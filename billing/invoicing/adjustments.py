@@ -1,7 +1,7 @@
 """Prior-period adjustments: what an earlier month owes that Stripe has not billed yet.
 
 A line counts as billed only when it reached Stripe: on an invoice finalized there (``open``,
-``paid``, ``uncollectible``) or in a credit on the customer balance (``credited``). Skipped,
+``payment_failed``, ``paid``, ``uncollectible``) or in a credit on the customer balance (``credited``). Skipped,
 voided, draft, pending and failed invoices bill nothing.
 
 For each earlier month (``ADJUSTMENT_LOOKBACK_MONTHS`` back) whose invoice was billed or
@@ -27,7 +27,8 @@ from billing.invoicing.expected import ExpectedLine, mart_lines_by_key, meter_un
 from billing.rating import describe_usage
 from meterline.core.periods import add_months
 
-BILLED = ("open", "paid", "uncollectible", "credited")  # what reached Stripe
+FINALIZED = ("open", "payment_failed", "paid", "uncollectible")  # finalized in Stripe, not void
+BILLED = (*FINALIZED, "credited")  # what reached Stripe
 CARRIED = ("skipped",)  # below the minimum (or nothing owed): its own lines carried whole
 ADJUSTABLE = BILLED + CARRIED  # a voided month is not topped up
 ADJUSTMENT_LOOKBACK_MONTHS = 12
@@ -86,7 +87,7 @@ def _adjustable_periods(conn: Connection, tenant_id: str, period: date) -> list[
                 "p": period,
                 "earliest": add_months(period, -ADJUSTMENT_LOOKBACK_MONTHS),
                 "statuses": list(ADJUSTABLE),
-                "finalized": ["open", "paid", "uncollectible"],
+                "finalized": list(FINALIZED),
             },
         ).all()
     )

@@ -20,13 +20,14 @@ from typing import Any
 import stripe
 from sqlalchemy import Connection, Engine, text
 
+from billing.collection import Collection
 from billing.invoicing import store
 from billing.invoicing.adjustments import compute_adjustments, pending_adjustment_tenants
 from billing.invoicing.credits import credit_month, require_no_credit
 from billing.invoicing.errors import InvoicingError
 from billing.invoicing.expected import ExpectedLine, read_expected_lines
 from billing.invoicing.report import InvoiceRunResult, TenantInvoice
-from billing.invoicing.stripe_sync import StripeSync, finalized_at
+from billing.invoicing.stripe_sync import StripeSync, due_at, finalized_at
 from billing.money import to_minor
 from billing.stripe_client import RetryPolicy
 from meterline.core import clock
@@ -35,7 +36,7 @@ from meterline.core.periods import month_bounds, month_start
 
 log = logging.getLogger(__name__)
 
-FINALIZED = ("open", "paid", "uncollectible", "void")
+FINALIZED = ("open", "payment_failed", "paid", "uncollectible", "void")
 SETTLED = ("skipped", "credited")  # not invoiced: carried forward, or credited to the balance
 
 
@@ -61,7 +62,6 @@ def create_invoices(
     minimum_amount: Decimal | int | str = 0,
     tenants: Iterable[str] | None = None,
     retry: RetryPolicy | None = None,
-    days_until_due: int = 30,
     now: datetime | None = None,
     install: str | None = None,
 ) -> InvoiceRunResult:
@@ -81,7 +81,6 @@ def create_invoices(
         period,
         usage_cutoff,
         retry or RetryPolicy(),
-        days_until_due,
         install or install_id(engine),
     )
     run = _Run(engine, sync, period, usage_cutoff, Decimal(str(minimum_amount)))
@@ -301,7 +300,7 @@ def _recover(
             conn, tenant_id, run.period, status=invoice.status, currency=currency,
             amount_due=invoice.total, usage_cutoff=run.usage_cutoff,
             stripe_invoice_id=invoice.id, stripe_customer_id=customer_id,
-            finalized_at=finalized_at(invoice),
+            finalized_at=finalized_at(invoice), due_at=due_at(invoice),
         )  # fmt: skip
         store.record_lines(conn, tenant_id, run.period, stripe_lines, item_ids)
     return TenantInvoice(
@@ -321,8 +320,10 @@ def _invoice_through_draft(
 ) -> TenantInvoice:
     """Create (or resume) the draft, put the items on it, finalize it; record each step."""
     action = "resumed" if invoice is not None else "created"
+    with run.engine.connect() as conn:
+        collection = store.collection_terms(conn, tenant_id, *month_bounds(run.period))
     if invoice is None:
-        invoice = _create_draft(run, tenant_id, customer_id, currency, total)
+        invoice = _create_draft(run, tenant_id, customer_id, currency, total, collection)
     with run.engine.begin() as conn:
         store.record_invoice(
             conn, tenant_id, run.period, status="draft", currency=currency, amount_due=total,
@@ -333,12 +334,13 @@ def _invoice_through_draft(
     item_ids = run.stripe.sync_items(tenant_id, customer_id, invoice.id, lines)
     with run.engine.begin() as conn:
         store.record_lines(conn, tenant_id, run.period, lines, item_ids)
-    invoice = _finalize(run, tenant_id, invoice.id, total, currency)
+    invoice = _finalize(run, tenant_id, invoice.id, total, currency, collection)
     with run.engine.begin() as conn:
         store.record_invoice(
             conn, tenant_id, run.period, status=invoice.status, currency=currency,
             amount_due=invoice.total, usage_cutoff=run.usage_cutoff, stripe_invoice_id=invoice.id,
             stripe_customer_id=customer_id, finalized_at=finalized_at(invoice) or clock.now(),
+            due_at=due_at(invoice),
         )  # fmt: skip
     return TenantInvoice(
         tenant_id, action, invoice.status, currency, invoice.total, invoice.id, customer_id,
@@ -346,21 +348,26 @@ def _invoice_through_draft(
     )  # fmt: skip
 
 
-def _create_draft(run: _Run, tenant_id: str, customer_id: str, currency: str, total: int) -> Any:
+def _create_draft(
+    run: _Run, tenant_id: str, customer_id: str, currency: str, total: int, collection: Collection
+) -> Any:
     """Record ``pending`` first (a crash then leaves a trace), then create the draft."""
     with run.engine.begin() as conn:
         store.record_invoice(
             conn, tenant_id, run.period, status="pending", currency=currency,
             amount_due=total, usage_cutoff=run.usage_cutoff, stripe_customer_id=customer_id,
         )  # fmt: skip
-    return run.stripe.create_draft(tenant_id, customer_id, currency)
+    return run.stripe.create_draft(tenant_id, customer_id, currency, collection)
 
 
-def _finalize(run: _Run, tenant_id: str, invoice_id: str, total: int, currency: str) -> Any:
+def _finalize(
+    run: _Run, tenant_id: str, invoice_id: str, total: int, currency: str, collection: Collection
+) -> Any:
     """Finalize the draft only when Stripe's total equals the expected total (checked before,
-    and again after, in case the draft changed in between)."""
+    and again after, in case the draft changed in between); Stripe then sends or charges it
+    as ``collection`` says."""
     run.stripe.require_total(tenant_id, invoice_id, total, currency)
-    invoice = run.stripe.finalize(tenant_id, invoice_id)
+    invoice = run.stripe.finalize(tenant_id, invoice_id, collection)
     if invoice.total != total:
         raise InvoicingError(
             f"Stripe invoice {invoice.id} of tenant {tenant_id!r} totals {invoice.total}, "

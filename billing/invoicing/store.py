@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from billing.collection import Collection
 from billing.invoicing.expected import ExpectedLine
+from meterline.core import clock
 
 
 def recorded_invoice(conn: Connection, tenant_id: str, period: date) -> Any | None:
@@ -25,9 +27,19 @@ def recorded_invoice(conn: Connection, tenant_id: str, period: date) -> Any | No
 
 
 def update_status(conn: Connection, tenant_id: str, period: date, status: str) -> None:
+    """Move the recorded status towards ``status`` as ``meterline.next_invoice_status`` allows
+    (a paid invoice never goes back to open, whatever order Stripe's news arrives in)."""
     conn.execute(
-        text("update meterline.invoices set status = :s where tenant_id = :t and period = :p"),
-        {"s": status, "t": tenant_id, "p": period},
+        text(
+            """
+            update meterline.invoices
+            set status = meterline.next_invoice_status(status, :s),
+                status_changed_at = case when meterline.next_invoice_status(status, :s) = status
+                                         then status_changed_at else :at end
+            where tenant_id = :t and period = :p
+            """
+        ),
+        {"s": status, "t": tenant_id, "p": period, "at": clock.now()},
     )
 
 
@@ -55,22 +67,26 @@ def record_invoice(
     stripe_customer_id: str | None = None,
     finalized_at: datetime | None = None,
     stripe_balance_transaction_id: str | None = None,
+    due_at: datetime | None = None,
 ) -> None:
+    """Insert or update the month's row; the status moves as ``next_invoice_status`` allows."""
     conn.execute(
         text(
             """
             insert into meterline.invoices
                 (tenant_id, period, stripe_invoice_id, stripe_customer_id, status, currency,
-                 amount_due, usage_cutoff, finalized_at, stripe_balance_transaction_id)
-            values (:t, :p, :inv, :cus, :status, :cur, :amount, :cutoff, :fin, :txn)
+                 amount_due, usage_cutoff, finalized_at, stripe_balance_transaction_id, due_at)
+            values (:t, :p, :inv, :cus, :status, :cur, :amount, :cutoff, :fin, :txn, :due)
             on conflict (tenant_id, period) do update set
                 stripe_invoice_id = coalesce(excluded.stripe_invoice_id, meterline.invoices.stripe_invoice_id),
                 stripe_customer_id = coalesce(excluded.stripe_customer_id, meterline.invoices.stripe_customer_id),
                 stripe_balance_transaction_id = coalesce(excluded.stripe_balance_transaction_id,
                                                          meterline.invoices.stripe_balance_transaction_id),
-                status = excluded.status, currency = excluded.currency,
+                status = meterline.next_invoice_status(meterline.invoices.status, excluded.status),
+                currency = excluded.currency,
                 amount_due = excluded.amount_due, usage_cutoff = excluded.usage_cutoff,
-                finalized_at = coalesce(excluded.finalized_at, meterline.invoices.finalized_at)
+                finalized_at = coalesce(excluded.finalized_at, meterline.invoices.finalized_at),
+                due_at = coalesce(excluded.due_at, meterline.invoices.due_at)
             """
         ),
         {
@@ -84,6 +100,7 @@ def record_invoice(
             "cutoff": usage_cutoff,
             "fin": finalized_at,
             "txn": stripe_balance_transaction_id,
+            "due": due_at,
         },
     )
 
@@ -168,3 +185,24 @@ def invoice_counts(conn: Connection) -> dict[str, int]:
         text("select status, count(*) from meterline.invoices group by status")
     ).all()
     return {status: int(n) for status, n in rows}
+
+
+def collection_terms(
+    conn: Connection, tenant_id: str, start: datetime, end: datetime
+) -> Collection:
+    """How the invoice of the month ``[start, end)`` is collected: the terms of the plan
+    version in force last in that month (the catalog's default when none was)."""
+    row = conn.execute(
+        text(
+            """
+            select p.collection_method, p.days_until_due, p.auto_advance
+            from meterline.plan_in_force f
+            join meterline.plans p using (plan_id, plan_version)
+            where f.tenant_id = :t and f.in_force && tstzrange(:start, :end, '[)')
+            order by f.effective_from desc
+            limit 1
+            """
+        ),
+        {"t": tenant_id, "start": start, "end": end},
+    ).first()
+    return Collection(*row) if row else Collection()

@@ -29,6 +29,7 @@ from typing import Any
 
 import stripe
 
+from billing.collection import Collection
 from billing.invoicing.errors import InvoicingError
 from billing.invoicing.expected import ExpectedLine
 from billing.stripe_client import (
@@ -59,6 +60,12 @@ def finalized_at(invoice: Any) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts else None
 
 
+def due_at(invoice: Any) -> datetime | None:
+    """When a ``send_invoice`` invoice falls due (``due_date``), if it has one."""
+    due = getattr(invoice, "due_date", None)
+    return datetime.fromtimestamp(due, UTC) if due else None
+
+
 class StripeSync:
     """The Stripe calls of one invoice run (one month, one installation)."""
 
@@ -68,7 +75,6 @@ class StripeSync:
         period: date,
         usage_cutoff: datetime,
         retry: RetryPolicy,
-        days_until_due: int,
         install: str,
     ):
         self.install = install  # metadata.meterline_install: this installation's objects only
@@ -77,7 +83,6 @@ class StripeSync:
         self.tag = f"{period:%Y-%m}"
         self.usage_cutoff = usage_cutoff
         self.retry = retry
-        self.days_until_due = days_until_due
         start, end = month_bounds(period)
         self.period_start, self.period_end = int(start.timestamp()), int(end.timestamp())
         self._customer_index: dict[str, list[Any]] | None = None  # tenant -> customers
@@ -211,7 +216,8 @@ class StripeSync:
             )  # fmt: skip
         return live[0]
 
-    def create_draft(self, tenant_id: str, customer_id: str, currency: str):
+    def create_draft(self, tenant_id: str, customer_id: str, currency: str, collection: Collection):
+        """The month's draft, collected as the tenant's plan version says (``collection``)."""
         return self.call(
             "invoice create",
             self.client.v1.invoices.create,
@@ -219,9 +225,7 @@ class StripeSync:
                 "customer": customer_id,
                 "currency": currency.lower(),
                 "pending_invoice_items_behavior": "exclude",
-                "auto_advance": False,
-                "collection_method": "send_invoice",
-                "days_until_due": self.days_until_due,
+                **collection.invoice_params(),
                 "description": f"Usage for {datetime(self.period.year, self.period.month, 1):%B %Y}",
                 "metadata": {
                     "meterline_tenant_id": tenant_id,
@@ -236,14 +240,15 @@ class StripeSync:
     def delete_draft(self, invoice_id: str) -> None:
         self.call("invoice delete", self.client.v1.invoices.delete, invoice_id)
 
-    def finalize(self, tenant_id: str, invoice_id: str):
-        """Finalize the draft; when Stripe refuses, the invoice as it is (if no longer a draft)."""
+    def finalize(self, tenant_id: str, invoice_id: str, collection: Collection):
+        """Finalize the draft (Stripe then sends or charges it when ``auto_advance``); when
+        Stripe refuses, the invoice as it is (if no longer a draft)."""
         try:
             return self.call(
                 "invoice finalize",
                 self.client.v1.invoices.finalize_invoice,
                 invoice_id,
-                params={"auto_advance": False},
+                params={"auto_advance": collection.auto_advance},
                 options={"idempotency_key": self.key(tenant_id, self.tag, invoice_id, "finalize")},
             )
         except stripe.InvalidRequestError:

@@ -10,7 +10,11 @@
 - ``missing_in_stripe``: the tenant owes money but Stripe has no live invoice for the month.
 - ``unexpected_in_stripe``: Stripe has an invoice for a tenant that owes nothing.
 - ``duplicate_in_stripe``: a second (third...) live invoice for the same tenant and month.
-- ``status_issue``: voided without replacement, uncollectible, past due, or still a draft.
+- ``past_due``: open in Stripe and past its due date (a failed automatic payment included):
+  the amount is right, the money has not come in; chase the customer.
+- ``status_issue``: voided without replacement, uncollectible, or still a draft.
+
+Every row also says what Stripe reports as paid (``amount_paid``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ CATEGORIES = (
     "missing_in_stripe",
     "unexpected_in_stripe",
     "duplicate_in_stripe",
+    "past_due",
     "status_issue",
 )
 UNEXPLAINED = frozenset(
@@ -31,6 +36,7 @@ UNEXPLAINED = frozenset(
         "missing_in_stripe",
         "unexpected_in_stripe",
         "duplicate_in_stripe",
+        "past_due",
         "status_issue",
     }
 )

@@ -99,6 +99,7 @@ def _tenant_rows(
             primary.status, "; ".join(notes),
             balance_applied=int(getattr(primary, "starting_balance", 0) or 0),
             amount_due=int(primary.amount_due),
+            amount_paid=int(getattr(primary, "amount_paid", 0) or 0),
         )
     ]  # fmt: skip
     return rows + _other_invoices(tenant_id, tag, currency, primary, live, voids)
@@ -207,12 +208,12 @@ def _categorise(
             tenant_id, tag, currency, expected_in_stripe, primary, record, expected
         )
     if category == "matched" or category == "adjustment_explained":
-        issue = _status_issue(primary, now)
-        if issue:
-            category, explanation = (
-                "status_issue",
-                (explanation + "; " if explanation else "") + issue,
-            )
+        standing = _standing(primary, now)
+        if standing:
+            issue, said = standing
+            category, explanation = issue, (explanation + "; " if explanation else "") + said
+        elif primary.status == "paid" and not explanation:
+            explanation = _paid_on(primary)
     return category, explanation
 
 
@@ -266,15 +267,30 @@ def _explain_difference(
     )
 
 
-def _status_issue(invoice: Any, now: datetime) -> str | None:
+def _standing(invoice: Any, now: datetime) -> tuple[str, str] | None:
+    """``(category, explanation)`` of an invoice not in good standing, else None."""
     if invoice.status == "uncollectible":
-        return "marked uncollectible in Stripe"
+        return "status_issue", "marked uncollectible in Stripe"
     if invoice.status == "draft":
-        return "still a draft in Stripe: never finalized (re-run the invoice partition)"
+        return (
+            "status_issue",
+            "still a draft in Stripe: never finalized (re-run the invoice partition)",
+        )
     due = getattr(invoice, "due_date", None)
     if invoice.status == "open" and due and due < now.timestamp():
-        return f"past due since {datetime.fromtimestamp(due, UTC):%Y-%m-%d}"
+        failed = getattr(invoice, "attempt_count", 0) or 0
+        tried = f" ({failed} payment attempt(s) failed)" if failed else ""
+        return (
+            "past_due",
+            f"open and past due since {datetime.fromtimestamp(due, UTC):%Y-%m-%d}{tried}",
+        )
     return None
+
+
+def _paid_on(invoice: Any) -> str:
+    transitions = getattr(invoice, "status_transitions", None)
+    paid_at = getattr(transitions, "paid_at", None) if transitions else None
+    return f"paid {datetime.fromtimestamp(paid_at, UTC):%Y-%m-%d}" if paid_at else "paid"
 
 
 def _other_invoices(

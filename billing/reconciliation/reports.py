@@ -31,13 +31,13 @@ def render_markdown(result: ReconciliationResult) -> str:
         "|---|---:|",
         *[f"| {c} | {n} |" for c, n in counts.items() if n],
         "",
-        "| currency | expected | in Stripe | unexplained difference |",
-        "|---|---:|---:|---:|",
+        "| currency | expected | in Stripe | paid | unexplained difference |",
+        "|---|---:|---:|---:|---:|",
     ]
     for currency, t in sorted(result.totals().items()):
         lines.append(
             f"| {currency} | {format_minor(t['expected'], currency)} | "
-            f"{format_minor(t['stripe'], currency)} | "
+            f"{format_minor(t['stripe'], currency)} | {format_minor(t['paid'], currency)} | "
             f"{format_minor(t['unexplained_difference'], currency)} |"
         )
     issues = [row for row in result.rows if row.category not in ("matched",)]
@@ -76,7 +76,7 @@ def write_reports(result: ReconciliationResult, reports_dir: Path) -> None:
         writer.writerow(
             ["period", "tenant_id", "category", "explained", "currency", "expected", "stripe",
              "difference", "stripe_invoice_id", "stripe_status", "explanation", "balance_applied",
-             "amount_due"]
+             "amount_due", "paid"]
         )  # fmt: skip
         for row in result.rows:
             writer.writerow(
@@ -84,7 +84,7 @@ def write_reports(result: ReconciliationResult, reports_dir: Path) -> None:
                  row.currency, _money(row.expected_amount, row.currency), _money(row.stripe_amount, row.currency),
                  _money(row.difference, row.currency), row.stripe_invoice_id or "", row.stripe_status or "",
                  row.explanation, _optional_money(row.balance_applied, row.currency),
-                 _optional_money(row.amount_due, row.currency)]
+                 _optional_money(row.amount_due, row.currency), _money(row.amount_paid, row.currency)]
             )  # fmt: skip
     result.csv_path = csv_path
     result.html_path = folder / "reconciliation.html"
@@ -121,6 +121,7 @@ def render_html(result: ReconciliationResult) -> str:
     totals_rows = "".join(
         f'<tr><td>{e(cur)}</td><td class="num">{e(_money(t["expected"], cur))}</td>'
         f'<td class="num">{e(_money(t["stripe"], cur))}</td>'
+        f'<td class="num">{e(_money(t["paid"], cur))}</td>'
         f'<td class="num">{e(_money(t["unexplained_difference"], cur))}</td></tr>'
         for cur, t in sorted(result.totals().items())
     )
@@ -136,6 +137,7 @@ def render_html(result: ReconciliationResult) -> str:
             f'<td class="num">{e(_money(row.difference, row.currency))}</td>'
             f'<td class="num">{e(_optional_money(row.balance_applied, row.currency))}</td>'
             f'<td class="num">{e(_optional_money(row.amount_due, row.currency))}</td>'
+            f'<td class="num">{e(_money(row.amount_paid, row.currency))}</td>'
             f"<td>{e(row.stripe_invoice_id or '')}</td><td>{e(row.stripe_status or '')}</td>"
             f"<td>{e(row.explanation)}</td></tr>"
         )
@@ -148,12 +150,12 @@ def render_html(result: ReconciliationResult) -> str:
 {verdict}
 <h2>Summary</h2>
 <table><tr><th>Category</th><th>Rows</th></tr>{summary_rows}</table>
-<table><tr><th>Currency</th><th>Expected</th><th>In Stripe</th><th>Unexplained difference</th></tr>{totals_rows}</table>
+<table><tr><th>Currency</th><th>Expected</th><th>In Stripe</th><th>Paid</th><th>Unexplained difference</th></tr>{totals_rows}</table>
 <h2>Invoices</h2>
 <p class="sub">Red: needs action. Yellow: a difference with a known explanation. Difference = Stripe &minus; expected.</p>
 <table><tr><th>Tenant</th><th>Category</th><th>Currency</th><th>Expected</th><th>In Stripe</th>
-<th>Difference</th><th>Balance applied</th><th>Amount due</th><th>Stripe invoice</th><th>Status</th><th>Explanation</th></tr>
-{"".join(detail_rows) or '<tr><td colspan="11">No invoices expected and none in Stripe.</td></tr>'}
+<th>Difference</th><th>Balance applied</th><th>Amount due</th><th>Paid</th><th>Stripe invoice</th><th>Status</th><th>Explanation</th></tr>
+{"".join(detail_rows) or '<tr><td colspan="12">No invoices expected and none in Stripe.</td></tr>'}
 </table>
 <h2>What the categories mean</h2>
 <ul>
@@ -164,7 +166,8 @@ def render_html(result: ReconciliationResult) -> str:
 <li><b>missing in Stripe</b>: the tenant owes money but has no invoice.</li>
 <li><b>unexpected in Stripe</b>: an invoice for a tenant that owes nothing this month.</li>
 <li><b>duplicate in Stripe</b>: more than one live invoice for the same tenant and month.</li>
-<li><b>status issue</b>: voided, uncollectible, past due or never finalized.</li>
+<li><b>past due</b>: open in Stripe after its due date (including a failed automatic payment): the money has not come in.</li>
+<li><b>status issue</b>: voided, uncollectible or never finalized.</li>
 </ul>
 </body></html>
 """

@@ -25,6 +25,7 @@ class ReconciliationRow:
     # and amount_due; reported, never compared (the comparison is on the invoice's total)
     balance_applied: int | None = None
     amount_due: int | None = None
+    amount_paid: int = 0  # what Stripe says was paid on the invoice
 
     @property
     def difference(self) -> int:
@@ -51,14 +52,15 @@ class ReconciliationResult:
         return {category: counter.get(category, 0) for category in CATEGORIES}
 
     def totals(self) -> dict[str, dict[str, int]]:
-        """Per currency: expected, in Stripe (collectible), and the unexplained difference."""
+        """Per currency: expected, in Stripe (collectible), paid, and the unexplained difference."""
         totals: dict[str, dict[str, int]] = defaultdict(
-            lambda: {"expected": 0, "stripe": 0, "unexplained_difference": 0}
+            lambda: {"expected": 0, "stripe": 0, "paid": 0, "unexplained_difference": 0}
         )
         for row in self.rows:
             t = totals[row.currency]
             t["expected"] += row.expected_amount
             t["stripe"] += row.stripe_amount
+            t["paid"] += row.amount_paid
             if not row.explained:
                 t["unexplained_difference"] += row.difference
         return dict(totals)

@@ -21,8 +21,8 @@ def store_rows(engine: Engine, period: date, rows: list[ReconciliationRow]) -> N
                     insert into meterline.invoice_reconciliation
                         (period, tenant_id, stripe_invoice_id, currency, expected_amount,
                          stripe_amount, difference, category, explanation, balance_applied,
-                         amount_due)
-                    values (:p, :t, :inv, :cur, :exp, :str, :diff, :cat, :why, :bal, :due)
+                         amount_due, amount_paid)
+                    values (:p, :t, :inv, :cur, :exp, :str, :diff, :cat, :why, :bal, :due, :paid)
                     """
                 ),
                 {
@@ -37,5 +37,6 @@ def store_rows(engine: Engine, period: date, rows: list[ReconciliationRow]) -> N
                     "why": row.explanation,
                     "bal": row.balance_applied,
                     "due": row.amount_due,
+                    "paid": row.amount_paid,
                 },
             )

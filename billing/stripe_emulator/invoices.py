@@ -54,6 +54,13 @@ def create_invoice(state: EmulatorState, params: dict[str, Any]) -> dict[str, An
             "due_date and days_until_due are only allowed with collection_method=send_invoice",
             param="due_date" if due_date else "days_until_due",
         )
+    if collection_method == "send_invoice" and due_date is None and days is None:
+        raise StripeFailure(
+            400,
+            "Invoices with collection_method=send_invoice need days_until_due (or due_date)",
+            code="parameter_missing",
+            param="days_until_due",
+        )
     invoice = _new_invoice(customer, params, collection_method, due_date, days)
     state.data["invoices"][invoice["id"]] = invoice
     if behavior == "include":

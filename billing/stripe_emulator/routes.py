@@ -14,10 +14,12 @@ from billing.stripe_emulator import (
     account,
     customer_balance,
     customers,
+    events,
     invoice_items,
     invoice_lifecycle,
     invoices,
 )
+from billing.stripe_emulator.failures import missing
 from billing.stripe_emulator.listing import paginate, same, search, search_page
 from billing.stripe_emulator.state import EmulatorState
 
@@ -89,8 +91,16 @@ def _routes() -> list[tuple[str, re.Pattern, str, Handler]]:
          lambda s, m, p: paginate(account.list_webhook_endpoints(s, p), p, "/v1/webhook_endpoints", same)),
         ("DELETE", r"/v1/webhook_endpoints/(?P<id>[^/]+)", "WebhookEndpointDeleteParams",
          lambda s, m, p: account.delete_webhook_endpoint(s, m["id"])),
+        ("GET", r"/v1/events", "EventListParams",
+         lambda s, m, p: paginate(events.list_events(s, p), p, "/v1/events", same)),
+        ("GET", r"/v1/events/(?P<id>[^/]+)", "EventRetrieveParams",
+         lambda s, m, p: events.find_event(s, m["id"]) or _no_event(m["id"])),
     ]  # fmt: skip
     return [(method, re.compile(pattern), cls, fn) for method, pattern, cls, fn in table]
+
+
+def _no_event(event_id: str):
+    raise missing("event", event_id)
 
 
 ROUTES = _routes()

@@ -14,7 +14,13 @@ browser page of another origin (a request with an ``Origin`` header or a cross-s
 - ``POST /_emulator/faults`` (see ``faults``); ``DELETE /_emulator/faults`` clears them.
 - ``POST /_emulator/config`` ``{"search_lag_seconds": 60}``: Stripe's search is eventually
   consistent; an object becomes searchable only that long after it was created, on the
-  emulator's clock (``meterline.core.clock``). ``GET`` shows the config; reset clears it.
+  emulator's clock (``meterline.core.clock``). ``{"webhook_url": "http://...",
+  "webhook_secret": "whsec_..."}``: every event (``events``) is signed and posted there
+  (``webhooks``). ``GET`` shows the config (never the secret); reset clears it.
+- ``POST /_emulator/collect`` ``{"outcome": "paid" | "payment_failed", "invoice": "in_..."}``:
+  Stripe's automatic collection of open, auto-advancing ``charge_automatically`` invoices
+  (all of them, or the one named), succeeding or declined.
+- ``GET /_emulator/webhooks``: the last delivery attempts (event, endpoint origin, outcome).
 - ``GET /_emulator/faults``, ``GET /_emulator/health``, ``GET /_emulator/requests`` (a log of
   the last requests: method, path, status, idempotency key, replayed).
 """
@@ -33,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from billing.stripe_emulator import idempotency
+from billing.stripe_emulator import idempotency, invoice_lifecycle
 from billing.stripe_emulator.failures import StripeFailure
 from billing.stripe_emulator.faults import Fault, Faults
 from billing.stripe_emulator.param_schema import check_params
@@ -41,6 +47,7 @@ from billing.stripe_emulator.params import ParamError, decode_form
 from billing.stripe_emulator.routes import find_route
 from billing.stripe_emulator.state import EmulatorState
 from billing.stripe_emulator.upgrade import upgrade
+from billing.stripe_emulator.webhooks import WebhookSender
 from meterline.core import clock
 from meterline.core.secrets import stored_secret
 
@@ -64,6 +71,12 @@ class Emulator:
         self.faults = Faults()
         self.in_flight = idempotency.InFlight()
         self.log: deque[dict[str, Any]] = deque(maxlen=500)
+        self.webhooks = WebhookSender(lambda: self.state.data["config"])
+
+    def _send_events(self) -> None:
+        """Hand the events the last call queued to the webhook sender (under the state lock)."""
+        events, self.state.outbox[:] = list(self.state.outbox), []
+        self.webhooks.enqueue(events)
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: str) -> Response:
         split = urlsplit(raw_path)
@@ -102,6 +115,7 @@ class Emulator:
             self.state.reset()
             self.faults.clear()
             self.log.clear()
+            self.webhooks.log.clear()
             return 200, {"reset": True}, {}
         if path == "/_emulator/faults":
             if method == "POST":
@@ -124,7 +138,11 @@ class Emulator:
                     self.state.configure(json.loads(body or "{}"))
                 except (ValueError, TypeError) as exc:
                     return 400, _admin_error(str(exc)), {}
-            return 200, {"config": self.state.data["config"]}, {}
+            return 200, {"config": self.state.public_config()}, {}
+        if path == "/_emulator/collect" and method == "POST":
+            return self._collect(body)
+        if path == "/_emulator/webhooks":
+            return 200, {"deliveries": list(self.webhooks.log)}, {}
         if path == "/_emulator/requests":
             return 200, {"requests": list(self.log)}, {}
         return (
@@ -132,6 +150,19 @@ class Emulator:
             {"error": {"type": "invalid_request_error", "message": f"unknown admin path {path}"}},
             {},
         )
+
+    def _collect(self, body: str) -> Response:
+        try:
+            request = json.loads(body or "{}")
+            with self.state.lock:
+                touched = invoice_lifecycle.collect(
+                    self.state, request.get("invoice"), request.get("outcome", "paid")
+                )
+                self.state.save()
+                self._send_events()
+        except (ValueError, TypeError, AttributeError) as exc:
+            return 400, _admin_error(str(exc)), {}
+        return 200, {"collected": [{"id": i["id"], "status": i["status"]} for i in touched]}, {}
 
     def _api(
         self, method: str, path: str, query: str, headers: dict[str, str], body: str
@@ -204,7 +235,7 @@ class Emulator:
                     404,
                     f"Unrecognized request URL ({method}: {path}). The Meterline Stripe emulator "
                     "implements customers (and their balance transactions), invoices, invoiceitems, "
-                    "account and webhook_endpoints.",
+                    "account, webhook_endpoints and events.",
                 ).body(),
                 {},
             )
@@ -230,10 +261,12 @@ class Emulator:
                 status, payload = during.status or 500, during.body()
                 if before is not None:
                     self.state.data = json.loads(before)
+                    self.state.outbox.clear()  # what was rolled back never happened
             if idem_key and idempotency.stores(status, payload):
                 idempotency.remember(self.state, idem_key, method, path, params, status, payload)
             if method in ("POST", "DELETE"):
                 self.state.save()
+            self._send_events()
         extra = {"Idempotency-Key": idem_key} if idem_key else {}
         return status, payload, extra
 

@@ -19,7 +19,11 @@ from typing import Any
 from billing.stripe_emulator.failures import missing
 
 _ALPHABET = string.ascii_letters + string.digits
-DEFAULT_CONFIG: dict[str, Any] = {"search_lag_seconds": 0}
+DEFAULT_CONFIG: dict[str, Any] = {
+    "search_lag_seconds": 0,
+    "webhook_url": None,  # where events are posted (webhooks.WebhookSender)
+    "webhook_secret": None,  # signs them (Stripe-Signature); never shown by GET
+}
 
 
 def new_id(prefix: str) -> str:
@@ -45,6 +49,8 @@ class EmulatorState:
         self.data: dict[str, Any] = self._empty()
         if self.path and self.path.exists():
             self.data = {**self._empty(), **json.loads(self.path.read_text())}
+            self.data["config"] = {**DEFAULT_CONFIG, **self.data["config"]}
+        self.outbox: list[dict[str, Any]] = []  # events to deliver (events.emit_invoice_event)
 
     @staticmethod
     def _empty() -> dict[str, Any]:
@@ -57,6 +63,7 @@ class EmulatorState:
             "invoice_numbers": {},
             "balance_transactions": {},
             "webhook_endpoints": {},
+            "events": [],
             "config": dict(DEFAULT_CONFIG),
         }
 
@@ -67,12 +74,29 @@ class EmulatorState:
             raise ValueError(
                 f"unknown config field(s) {sorted(unknown)}; allowed: {sorted(DEFAULT_CONFIG)}"
             )
-        lag = changes.get("search_lag_seconds", self.data["config"]["search_lag_seconds"])
+        merged = {**self.data["config"], **changes}
+        lag = merged["search_lag_seconds"]
         if not isinstance(lag, int | float) or lag < 0:
             raise ValueError("search_lag_seconds must be a number of seconds >= 0")
+        url, secret = merged["webhook_url"], merged["webhook_secret"]
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+        ):
+            raise ValueError("webhook_url must be an http(s) URL, or null to stop sending events")
+        if secret is not None and (not isinstance(secret, str) or not secret.strip()):
+            raise ValueError("webhook_secret must be a non-empty string (Stripe's are whsec_...)")
+        if (url is None) != (secret is None):
+            raise ValueError("webhook_url and webhook_secret go together: set both, or neither")
         with self.lock:
-            self.data["config"]["search_lag_seconds"] = lag
+            self.data["config"].update(merged)
             self.save()
+
+    def public_config(self) -> dict[str, Any]:
+        """The config as ``GET /_emulator/config`` shows it: the webhook secret masked."""
+        config = dict(self.data["config"])
+        if config.get("webhook_secret"):
+            config["webhook_secret"] = "set (not shown)"
+        return config
 
     # persistence ------------------------------------------------------------------------
     def save(self) -> None:
@@ -80,12 +104,16 @@ class EmulatorState:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
+        tmp.touch(mode=0o600)  # it holds the webhook secret: owner only
+        tmp.chmod(0o600)
         tmp.write_text(json.dumps(self.data, separators=(",", ":")))
         os.replace(tmp, self.path)
 
     def reset(self) -> None:
+        """Forget every object, event and setting (the webhook endpoint too)."""
         with self.lock:
             self.data = self._empty()
+            self.outbox.clear()
             self.save()
 
     # lookups ------------------------------------------------------------------------------

@@ -134,6 +134,7 @@ class Settings(BaseSettings):
     redis_prefix: str = variable("METERLINE_REDIS_PREFIX", default=DEFAULT_REDIS_PREFIX)
     stripe_api_key: str | None = variable("STRIPE_API_KEY")
     stripe_api_base: str | None = variable("STRIPE_API_BASE")
+    stripe_webhook_secret: str | None = variable("STRIPE_WEBHOOK_SECRET")
     billing_grace_hours: int = variable("BILLING_GRACE_HOURS", default=DEFAULT_GRACE_HOURS)
     reports_dir: Path | None = variable("METERLINE_REPORTS_DIR", validate_default=True)
     install_id: str | None = variable("METERLINE_INSTALL_ID")

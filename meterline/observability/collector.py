@@ -24,7 +24,16 @@ from ingestion.dead_letters import count_dead_letters
 log = logging.getLogger("meterline.metrics")
 
 ALERT_STATUSES = ("pending", "sent", "failed", "skipped")
-INVOICE_STATUSES = ("pending", "draft", "open", "paid", "void", "uncollectible", "skipped")
+INVOICE_STATUSES = (
+    "pending",
+    "draft",
+    "open",
+    "payment_failed",
+    "paid",
+    "void",
+    "uncollectible",
+    "skipped",
+)
 
 
 class BacklogCollector(Collector):

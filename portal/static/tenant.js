@@ -82,7 +82,7 @@
   async function invoices(page = 1) {
     try {
       const r = await get("/v1/dashboard/invoices?page=" + page);
-      $("#invoices .body").innerHTML = r.total ? `<div class="scroll"><table><thead><tr><th>Month</th><th class="n">Amount</th><th>Status</th><th>Stripe invoice</th></tr></thead><tbody>${r.items.map((i) => `<tr data-period="${esc(i.period)}" data-minor="${i.amount_due}"><td>${esc(i.period)}</td><td class="n">${money(i.amount_due, i.currency)}</td><td><span class="pill s-${esc(i.status)}">${esc(i.status)}</span></td><td>${esc(i.stripe_invoice_id || "—")}</td></tr>`).join("")}</tbody></table></div>` + pager("invoices", r, invoices) : '<p class="muted">No invoices yet.</p>';
+      $("#invoices .body").innerHTML = r.total ? `<div class="scroll"><table><thead><tr><th>Month</th><th class="n">Amount</th><th>Status</th><th>Stripe invoice</th></tr></thead><tbody>${r.items.map((i) => `<tr data-period="${esc(i.period)}" data-minor="${i.amount_due}"><td>${esc(i.period)}</td><td class="n">${money(i.amount_due, i.currency)}</td><td><span class="pill s-${esc(i.status)}">${esc(i.status.replace("_", " "))}</span>${i.past_due ? ' <span class="pill s-past_due">past due</span>' : ""}${i.paid_at ? ` <span class="muted">${esc(i.paid_at.slice(0, 10))}</span>` : ""}</td><td>${esc(i.stripe_invoice_id || "—")}</td></tr>`).join("")}</tbody></table></div>` + pager("invoices", r, invoices) : '<p class="muted">No invoices yet.</p>';
     } catch (e) { fail("invoices", e); }
     done("invoices");
   }

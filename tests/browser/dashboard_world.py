@@ -223,6 +223,8 @@ def serve(world: World, **kwargs) -> Iterator[str]:
     from meterline.server import create_app
 
     kwargs.setdefault("secret_key", SECRET_KEY)
+    # configured, so fuzzing reaches the Stripe webhook's signature check (unset: always 503)
+    kwargs.setdefault("stripe_webhook_secret", "whsec_dashboard_world_stripe_endpoint")
     app = create_app(world.engine, world.redis, prefix=world.prefix, admin_key=ADMIN_KEY, **kwargs)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -10,6 +10,7 @@ from datetime import date
 import dagster as dg
 
 from meterline.core import clock, periods
+from orchestration.defs.alerts.resources import NotifierResource
 from orchestration.defs.billing.partitions import billing_months
 from orchestration.defs.billing.resources import BillingPolicyResource, StripeResource
 from orchestration.resources import PostgresResource
@@ -37,7 +38,8 @@ def months_in(window: dg.TimeWindow) -> list[date]:
     description=(
         "One finalized Stripe invoice per charged tenant and month (one line per charged meter, "
         "one for the base fee, prior-period adjustments for late usage). Runs after the month "
-        "end plus BILLING_GRACE_HOURS; re-running never duplicates an invoice or a line."
+        "end plus BILLING_GRACE_HOURS; re-running never duplicates an invoice or a line. "
+        "Sends invoice.finalized to the alert webhook (once per invoice)."
     ),
 )
 def stripe_invoices(
@@ -45,7 +47,9 @@ def stripe_invoices(
     postgres: PostgresResource,
     stripe: StripeResource,
     billing_policy: BillingPolicyResource,
+    notifier: NotifierResource,
 ) -> dg.MaterializeResult:
+    from alerts.invoice_events import deliver_invoice_events, record_finalized_invoices
     from billing.invoicing import create_invoices
 
     client = stripe.client()
@@ -62,10 +66,14 @@ def stripe_invoices(
             minimum_amount=billing_policy.minimum_amount,
         )  # fmt: skip
         context.log.info(f"{month:%Y-%m}: {result.summary()}")
+        record_finalized_invoices(postgres.engine(), result)
         summaries.append(result.summary())
         tables.append(result.markdown())
         created += result.count("created")
         total_invoices += len(result.invoices)
+    sent = deliver_invoice_events(postgres.engine(), notifier.notifier())
+    if sent.failed:
+        context.log.warning(f"invoice events not delivered yet: {', '.join(sent.failed)}")
     return dg.MaterializeResult(
         metadata={
             "months": dg.MetadataValue.json(summaries),
@@ -94,7 +102,8 @@ def stripe_invoices(
     description=(
         "Stripe compared with the expected amounts per tenant and month: matched, "
         "amount_mismatch, missing_in_stripe, unexpected_in_stripe, duplicate_in_stripe, "
-        "status_issue. Rows in meterline.invoice_reconciliation, CSV and HTML reports for finance."
+        "past_due, status_issue, and what was paid. Rows in meterline.invoice_reconciliation, "
+        "CSV and HTML reports for finance."
     ),
 )
 def invoice_reconciliation(

@@ -143,7 +143,7 @@ def _every_call(emulator) -> dict[str, tuple[Any, Any]]:
             ok(emulator, "POST", f"/v1/invoices/{other['id']}/{final}"),
             stripe.Invoice,
         )
-    gone = ok(emulator, "POST", "/v1/invoices", draft)
+    gone = ok(emulator, "POST", "/v1/invoices", {**draft, "days_until_due": 14})
     seen["invoice delete"] = ok(emulator, "DELETE", f"/v1/invoices/{gone['id']}"), stripe.Invoice
     leaving = ok(emulator, "POST", "/v1/customers", {"name": "Leaving"})
     seen["customer delete"] = (
@@ -169,6 +169,14 @@ def _every_call(emulator) -> dict[str, tuple[Any, Any]]:
         ok(emulator, "DELETE", f"/v1/webhook_endpoints/{endpoint['id']}"),
         stripe.WebhookEndpoint,
     )
+    events = ok(emulator, "GET", "/v1/events", {"limit": 100})
+    seen["event list"] = events, ("list", stripe.Event)
+    seen["event retrieve"] = (
+        ok(emulator, "GET", f"/v1/events/{events['data'][0]['id']}"),
+        stripe.Event,
+    )
+    for event in events["data"]:
+        seen[f"event {event['type']} data.object"] = event["data"]["object"], stripe.Invoice
     return seen
 
 
@@ -206,6 +214,15 @@ def test_every_response_meterline_reads_fits_the_sdks_contract(emulator, client)
     assert (finalized["amount_due"], finalized["ending_balance"]) == (950, 0)
     ledger = [(t["type"], t["amount"]) for t in seen["balance transaction list"][0]["data"]]
     assert ledger == [("applied_to_invoice", 300), ("adjustment", -300)]
+    types = [e["type"] for e in seen["event list"][0]["data"]][::-1]
+    assert types == [
+        "invoice.finalized", "invoice.paid",
+        "invoice.finalized", "invoice.voided",
+        "invoice.finalized", "invoice.marked_uncollectible",
+    ]  # fmt: skip
+    event = seen["event retrieve"][0]
+    assert event["id"].startswith("evt_") and event["api_version"] == stripe.api_version
+    assert event["data"]["object"]["metadata"] == {}  # the untagged void/uncollectible drafts
 
 
 def test_contract_check_names_a_required_field_the_emulator_drops(emulator, client, monkeypatch):
@@ -240,6 +257,7 @@ def _sdk_calls() -> dict[tuple[str, str], str]:
         _account_service,
         _customer_balance_transaction_service,
         _customer_service,
+        _event_service,
         _invoice_item_service,
         _invoice_line_item_service,
         _invoice_service,
@@ -249,7 +267,7 @@ def _sdk_calls() -> dict[tuple[str, str], str]:
     calls = {}
     for module in (_customer_service, _customer_balance_transaction_service, _invoice_service,
                    _invoice_item_service, _invoice_line_item_service, _account_service,
-                   _webhook_endpoint_service):  # fmt: skip
+                   _webhook_endpoint_service, _event_service):  # fmt: skip
         for _, cls in inspect.getmembers(module, inspect.isclass):
             for name, fn in inspect.getmembers(cls, inspect.isfunction):
                 source = inspect.getsource(fn)
@@ -360,3 +378,167 @@ def test_state_saved_by_an_older_emulator_is_served_in_the_current_shape(tmp_pat
         assert finalized["due_date"] == finalized["status_transitions"]["finalized_at"] + 7 * 86400
     finally:
         second.stop()
+
+
+class _Receiver:
+    """A webhook endpoint on loopback that keeps every request (body, headers)."""
+
+    def __init__(self, answer: int = 200):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+        self.answers = [answer]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler):
+                body = handler.rfile.read(int(handler.headers["Content-Length"])).decode()
+                received.append((body, dict(handler.headers)))
+                status = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+                handler.send_response(status)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+
+            def log_message(handler, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def events(self, count: int, timeout: float = 10.0) -> list[tuple[str, dict]]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return list(self.received)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    running = _Receiver()
+    yield running
+    running.stop()
+
+
+SECRET = "whsec_emulator_contract_secret"
+
+
+def _finalized_invoice(client, **collection) -> Any:
+    cus = client.v1.customers.create(params={"name": "Acme"})
+    params = {"customer": cus.id, "currency": "usd", **collection}
+    inv = client.v1.invoices.create(params=params)
+    client.v1.invoice_items.create(
+        params={"customer": cus.id, "invoice": inv.id, "amount": 900, "currency": "usd"}
+    )
+    return client.v1.invoices.finalize_invoice(inv.id)
+
+
+def test_events_are_posted_signed_so_the_sdk_verifies_them(emulator, client, receiver):
+    from tests.integration.billing.conftest import admin
+
+    config = admin(
+        emulator, "POST", "config", {"webhook_url": receiver.url, "webhook_secret": SECRET}
+    )
+    assert config["config"]["webhook_secret"] == "set (not shown)"
+    state_file = emulator.emulator.state.path
+    assert state_file.stat().st_mode & 0o777 == 0o600  # the secret is kept owner-only
+    inv = _finalized_invoice(client, collection_method="send_invoice", days_until_due=7)
+    with pytest.raises(stripe.CardError) as declined:
+        client.v1.invoices.pay(inv.id, params={"payment_method": "pm_card_chargeCustomerFail"})
+    assert (declined.value.http_status, declined.value.code) == (402, "card_declined")
+    assert client.v1.invoices.retrieve(inv.id).status == "open"
+    client.v1.invoices.pay(inv.id)
+    received = receiver.events(3)
+    events = [
+        stripe.Webhook.construct_event(body, h["Stripe-Signature"], SECRET) for body, h in received
+    ]
+    assert [e.type for e in events] == [
+        "invoice.finalized",
+        "invoice.payment_failed",
+        "invoice.paid",
+    ]
+    assert [e.data.object.status for e in events] == ["open", "open", "paid"]
+    assert contract_problems({"webhook": (json.loads(received[0][0]), stripe.Event)}) == []
+    body, headers = received[0]
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(body, headers["Stripe-Signature"], "whsec_other")
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(
+            body.replace("open", "paid"), headers["Stripe-Signature"], SECRET
+        )
+
+
+def test_a_failed_delivery_is_retried(emulator, client, receiver):
+    from tests.integration.billing.conftest import admin
+
+    receiver.answers = [500, 200]
+    admin(emulator, "POST", "config", {"webhook_url": receiver.url, "webhook_secret": SECRET})
+    inv = _finalized_invoice(client, collection_method="send_invoice", days_until_due=7)
+    received = receiver.events(2)
+    assert [json.loads(b)["data"]["object"]["id"] for b, _ in received] == [inv.id, inv.id]
+    assert json.loads(received[0][0])["id"] == json.loads(received[1][0])["id"]
+    outcomes = [d["outcome"] for d in admin(emulator, "GET", "webhooks")["deliveries"]]
+    assert outcomes == ["500", "200"]
+
+
+def test_collection_terms_are_checked_like_stripe(client):
+    cus = client.v1.customers.create(params={"name": "Acme"})
+    with pytest.raises(stripe.InvalidRequestError) as missing_days:
+        client.v1.invoices.create(params={"customer": cus.id, "collection_method": "send_invoice"})
+    assert missing_days.value.param == "days_until_due"
+    with pytest.raises(stripe.InvalidRequestError) as forbidden:
+        client.v1.invoices.create(
+            params={"customer": cus.id, "collection_method": "charge_automatically",
+                    "days_until_due": 3}
+        )  # fmt: skip
+    assert forbidden.value.param == "days_until_due"
+    assert client.v1.invoices.list().data == []
+
+
+def test_automatic_collection_pays_or_fails_auto_advancing_invoices(emulator, client):
+    from tests.integration.billing.conftest import admin
+
+    charged = _finalized_invoice(
+        client, collection_method="charge_automatically", auto_advance=True
+    )
+    declined = _finalized_invoice(
+        client, collection_method="charge_automatically", auto_advance=True
+    )
+    manual = _finalized_invoice(
+        client, collection_method="charge_automatically", auto_advance=False
+    )
+    sent = _finalized_invoice(client, collection_method="send_invoice", days_until_due=5)
+    assert admin(emulator, "POST", "collect", {"invoice": charged.id, "outcome": "paid"}) == {
+        "collected": [{"id": charged.id, "status": "paid"}]
+    }
+    result = admin(emulator, "POST", "collect", {"outcome": "payment_failed"})
+    assert result == {"collected": [{"id": declined.id, "status": "open"}]}
+    assert client.v1.invoices.retrieve(declined.id).attempt_count == 1
+    assert {client.v1.invoices.retrieve(i.id).status for i in (manual, sent)} == {"open"}
+    types = [e.type for e in client.v1.events.list(params={"limit": 100}).data]
+    assert types.count("invoice.paid") == 1 and types.count("invoice.payment_failed") == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"webhook_url": "http://127.0.0.1:1/hook"}, "webhook_url and webhook_secret go together"),
+        ({"webhook_url": "ftp://x", "webhook_secret": "s"}, "webhook_url must be an http(s) URL"),
+        ({"webhook_url": "http://x", "webhook_secret": " "}, "webhook_secret must be a non-empty"),
+        ({"webhook_secrets": "s"}, "unknown config field"),
+    ],
+)
+def test_bad_webhook_config_is_refused_naming_the_field(emulator, client, config, message):
+    answer = requests.post(
+        f"{emulator.url}/_emulator/config",
+        json=config,
+        headers={"X-Emulator-Token": emulator.admin_token},
+        timeout=5,
+    )
+    assert answer.status_code == 400 and message in answer.json()["error"]["message"]

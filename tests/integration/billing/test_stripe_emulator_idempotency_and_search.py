@@ -97,4 +97,6 @@ def test_search_finds_new_objects_only_after_the_configured_lag(client, emulator
     with clock.frozen(clock.now() + timedelta(seconds=61)):
         assert [c.id for c in client.v1.customers.search(params=query).data] == [cus.id]
     assert admin(emulator, "POST", "reset")["reset"]
-    assert admin(emulator, "GET", "config")["config"] == {"search_lag_seconds": 0}
+    assert admin(emulator, "GET", "config")["config"] == {
+        "search_lag_seconds": 0, "webhook_url": None, "webhook_secret": None,
+    }  # fmt: skip
