@@ -7,7 +7,8 @@ Create Date: 2026-12-03
 - ``meterline.plans`` gains the collection terms of a version (``billing.collection``):
   ``collection_method`` (``send_invoice`` | ``charge_automatically``), ``days_until_due``
   (1..365, only with ``send_invoice``) and ``auto_advance``. Existing versions get today's
-  behaviour (``send_invoice``, 30 days, no auto-advance): ADD COLUMN with a default does not
+  behaviour (``send_invoice``, 30 days, no auto-advance), which stay the column defaults
+  so a plan row written without terms is valid too: ADD COLUMN with a default does not
   fire the row triggers that keep a version immutable, and nothing is updated.
   ``meterline.plan_latest`` is recreated so the current catalog carries them.
 - ``meterline.invoices`` gains ``due_at``, ``paid_at`` and ``status_changed_at`` (set by Stripe
@@ -42,7 +43,6 @@ def upgrade() -> None:
             add column auto_advance boolean not null default false,
             add constraint plans_days_until_due_with_send_invoice check (
                 (collection_method = 'send_invoice') = (days_until_due is not null));
-        alter table meterline.plans alter column days_until_due drop default;
 
         alter table meterline.invoice_reconciliation
             add column amount_paid bigint not null default 0;
