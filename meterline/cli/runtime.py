@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from meterline.core import secrets
-from meterline.core.settings import Settings
+from meterline.core.settings import READ_BY_LIBRARIES, Settings
 
 
 @dataclass
@@ -62,16 +62,10 @@ def export_environment(settings: Settings, urls) -> None:
         }
     )
     environment = {**resolved.as_environment(), **dbt_connection_environment(urls.database_url)}
-    for name in READ_BY_LIBRARIES:  # present-but-empty is not "unset" for them
-        if not environment.get(name):
-            environment.pop(name, None)
+    for name in READ_BY_LIBRARIES:  # unset: absent (present-but-empty is "set" to them)
+        if name not in environment:
             os.environ.pop(name, None)
     os.environ.update(environment)
-
-
-# Variables that libraries read by their mere presence: an empty PROMETHEUS_MULTIPROC_DIR
-# makes prometheus_client write its metric files into the working directory of every process.
-READ_BY_LIBRARIES = ("PROMETHEUS_MULTIPROC_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 def open_runtime(*, migrate: bool = False, check_schema: bool = True) -> Runtime:

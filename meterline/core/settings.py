@@ -345,10 +345,13 @@ class Settings(BaseSettings):
     def as_environment(self) -> dict[str, str]:
         """Every variable with the value these settings resolved (``""`` when unset), so that
         another reader (dbt, a child process, the Dagster code location) sees
-        exactly this configuration: ``Settings.from_env(s.as_environment()) == s``."""
+        exactly this configuration: ``Settings.from_env(s.as_environment()) == s``. An unset
+        variable of :data:`READ_BY_LIBRARIES` is left out instead: present means set to them."""
         rendered = {}
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
+            if value is None and str(field.validation_alias) in READ_BY_LIBRARIES:
+                continue
             if isinstance(value, bool):  # "0", not "": unset would mean the default
                 value = "1" if value else "0"
             rendered[str(field.validation_alias)] = "" if value is None else str(value)
@@ -362,6 +365,10 @@ class Settings(BaseSettings):
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
 
+
+# Variables that libraries read by their mere presence: an empty PROMETHEUS_MULTIPROC_DIR
+# makes prometheus_client write its metric files into the working directory of every process.
+READ_BY_LIBRARIES = ("PROMETHEUS_MULTIPROC_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 # Variables renamed in 0.2, still read for one release (with a warning): old -> new.
 RENAMED = {

@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from meterline.cli.runtime import READ_BY_LIBRARIES, export_environment
+from meterline.cli.runtime import export_environment
 from meterline.core.services import ServiceUrls
-from meterline.core.settings import Settings
+from meterline.core.settings import READ_BY_LIBRARIES, Settings
 
 
 def _export(monkeypatch, **variables) -> None:
