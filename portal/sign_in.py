@@ -32,7 +32,12 @@ MAX_FORM_BYTES = 4096
 
 
 def is_secure(request: Request) -> bool:
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+    """Whether the browser talks https: the connection's own scheme or, from a trusted reverse
+    proxy (``METERLINE_TRUSTED_PROXIES``) only, its ``X-Forwarded-Proto``."""
+    proto = request.url.scheme
+    keystore = getattr(request.app.state, "keystore", None)
+    if keystore is not None and keystore.proxies.peer_is_trusted(request.scope):
+        proto = request.headers.get("x-forwarded-proto", proto)
     return proto.split(",")[0].strip() == "https"
 
 

@@ -43,13 +43,20 @@ class Lines(logging.Handler):
 
 @contextmanager
 def serving(app):
-    """uvicorn in a thread with `meterline serve`'s logging; yields (base URL, log lines)."""
+    """uvicorn in a thread with `meterline serve`'s options and logging (forwarded headers
+    are Meterline's to judge, not uvicorn's); yields (base URL, log lines)."""
     import uvicorn
+
+    from meterline.core.settings import Settings
+    from meterline.http_limits import uvicorn_config
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=serve_log_config())
+    config = uvicorn_config(
+        app, host="127.0.0.1", port=port, settings=Settings.from_env(),
+        log_config=serve_log_config(),
+    )  # fmt: skip
     server = uvicorn.Server(config)
     lines = Lines()
     watched = [logging.getLogger(n) for n in ("uvicorn.access", "uvicorn.error", "meterline.api")]
@@ -72,11 +79,17 @@ def serving(app):
 
 @pytest.fixture
 def stack(db, redis_client, test_services):
+    with _serve(db, redis_client, test_services) as served:
+        yield served
+
+
+@contextmanager
+def _serve(db, redis_client, test_services, trusted_proxies: str | None = None):
     create_tenant(db, "acme", "free")
     key = issue_api_key(db, "acme")
     app = create_app(
         db, redis_client, prefix=test_services.redis_prefix, admin_key=ADMIN_KEY,
-        secret_key=SECRET_KEY,
+        secret_key=SECRET_KEY, trusted_proxies=trusted_proxies,
     )  # fmt: skip
     with serving(app) as (base, lines):
         yield base, lines, key
@@ -117,9 +130,11 @@ def test_a_key_in_the_url_gets_the_sign_in_form_and_is_never_echoed(stack):
         assert http.get("/v1/admin/overview").status_code == 401  # no session came of it
 
 
-def test_sign_in_forms_set_strict_httponly_cookies_secure_over_https(stack):
-    base, _, key = stack
-    with httpx.Client(base_url=base) as http:
+def test_sign_in_forms_set_strict_httponly_cookies_secure_over_https(
+    db, redis_client, test_services
+):
+    served = _serve(db, redis_client, test_services, trusted_proxies="127.0.0.1")
+    with served as (base, _, key), httpx.Client(base_url=base) as http:
         wrong = http.post("/admin/sign-in", data={"key": "not-it"})
         assert wrong.status_code == 401 and "not-it" not in wrong.text
         assert "set-cookie" not in wrong.headers
@@ -134,6 +149,16 @@ def test_sign_in_forms_set_strict_httponly_cookies_secure_over_https(stack):
     assert admin.status_code == 303 and ADMIN_KEY not in cookie
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" in cookie
     assert "Secure" not in tenant.headers["set-cookie"]  # plain http (local): not Secure
+
+
+def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(stack):
+    base, _, _ = stack  # METERLINE_TRUSTED_PROXIES unset: nobody's forwarded headers count
+    with httpx.Client(base_url=base) as http:
+        admin = http.post(
+            "/admin/sign-in", data={"key": ADMIN_KEY}, follow_redirects=False,
+            headers={"X-Forwarded-Proto": "https"},
+        )  # fmt: skip
+    assert admin.status_code == 303 and "Secure" not in admin.headers["set-cookie"]
 
 
 def test_links_open_once(stack):
