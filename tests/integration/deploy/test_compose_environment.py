@@ -63,6 +63,9 @@ def compose_environment(test_services, home: Path, **overrides: str) -> dict[str
     env["REDIS_URL"] = test_services.redis_url
     env["METERLINE_REDIS_PREFIX"] = test_services.redis_prefix
     env = {k: v.replace(VOLUME, str(home)) for k, v in env.items()}
+    metrics_dir = home / "prometheus"  # the services' tmpfs
+    metrics_dir.mkdir(exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     env["PATH"] = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
     env.update(overrides)
     return env

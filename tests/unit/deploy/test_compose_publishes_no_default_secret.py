@@ -150,3 +150,14 @@ def test_the_image_holds_every_package_the_code_location_imports():
     dockerfile = (COMPOSE.parent / "docker" / "Dockerfile").read_text()
     for package in ("meterline", "ingestion", "billing", "alerts", "portal", "orchestration"):
         assert f"COPY {package} ./{package}" in dockerfile, package
+
+
+def test_api_workers_share_their_metrics_through_an_empty_directory():
+    """`--workers N` > 1 needs PROMETHEUS_MULTIPROC_DIR, empty at each start (a tmpfs), or a
+    scrape shows one worker's counters only."""
+    compose = load_compose(TEST_SECRETS)
+    api = compose["services"]["api"]
+    workers = int(api["command"][api["command"].index("--workers") + 1])
+    assert workers > 1
+    directory = service_environment(compose, "api")["PROMETHEUS_MULTIPROC_DIR"]
+    assert directory in api["tmpfs"]
