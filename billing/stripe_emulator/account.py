@@ -2,7 +2,8 @@
 
 What ``meterline stripe check`` reads to tell an operator the key works and Stripe can reach
 Meterline's webhook: the account (the emulator's is always a test-mode account) and the
-endpoints (create, list, delete; ``secret`` is returned on create only, as Stripe does).
+endpoints (create, list, delete; ``secret`` is returned on create only, as Stripe does, and
+kept to sign the events the endpoint listens to: ``webhooks.webhook_targets``).
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ def create_webhook_endpoint(state: EmulatorState, params: dict[str, Any]) -> dic
         "status": "enabled",
         "url": url,
     }
+    secret = "whsec_" + secrets.token_urlsafe(24)
     state.data["webhook_endpoints"][endpoint["id"]] = endpoint
-    return {**endpoint, "secret": "whsec_" + secrets.token_urlsafe(24)}
+    state.data.setdefault("webhook_endpoint_secrets", {})[endpoint["id"]] = secret
+    return {**endpoint, "secret": secret}
 
 
 def list_webhook_endpoints(state: EmulatorState, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,4 +74,5 @@ def list_webhook_endpoints(state: EmulatorState, params: dict[str, Any]) -> list
 def delete_webhook_endpoint(state: EmulatorState, endpoint_id: str) -> dict[str, Any]:
     if state.data["webhook_endpoints"].pop(endpoint_id, None) is None:
         raise missing("webhook_endpoint", endpoint_id)
+    state.data.get("webhook_endpoint_secrets", {}).pop(endpoint_id, None)
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}

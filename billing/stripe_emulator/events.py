@@ -15,6 +15,7 @@ import stripe
 from billing.stripe_emulator.invoices import render_invoice
 from billing.stripe_emulator.params import reject_unimplemented
 from billing.stripe_emulator.state import EmulatorState, new_id
+from billing.stripe_emulator.webhooks import webhook_targets
 from meterline.core import clock
 
 KEPT_EVENTS = 1000  # the newest events kept in the state (Stripe keeps 30 days)
@@ -36,7 +37,7 @@ def emit_invoice_event(state: EmulatorState, event_type: str, invoice: dict[str,
         "created": int(clock.timestamp()),
         "data": {"object": render_invoice(state, invoice)},
         "livemode": False,
-        "pending_webhooks": 1 if state.data["config"].get("webhook_url") else 0,
+        "pending_webhooks": len(webhook_targets(state.data, event_type)),
         "request": {"id": None, "idempotency_key": None},
         "type": event_type,
     }

@@ -47,7 +47,7 @@ from billing.stripe_emulator.params import ParamError, decode_form
 from billing.stripe_emulator.routes import find_route
 from billing.stripe_emulator.state import EmulatorState
 from billing.stripe_emulator.upgrade import upgrade
-from billing.stripe_emulator.webhooks import WebhookSender
+from billing.stripe_emulator.webhooks import WebhookSender, webhook_targets
 from meterline.core import clock
 from meterline.core.secrets import stored_secret
 
@@ -71,7 +71,7 @@ class Emulator:
         self.faults = Faults()
         self.in_flight = idempotency.InFlight()
         self.log: deque[dict[str, Any]] = deque(maxlen=500)
-        self.webhooks = WebhookSender(lambda: self.state.data["config"])
+        self.webhooks = WebhookSender(lambda kind: webhook_targets(self.state.data, kind))
 
     def _send_events(self) -> None:
         """Hand the events the last call queued to the webhook sender (under the state lock)."""

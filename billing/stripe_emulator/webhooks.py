@@ -1,5 +1,8 @@
-"""Webhook delivery: each event is signed like Stripe signs it and posted to the endpoint
-configured with ``POST /_emulator/config {"webhook_url": ..., "webhook_secret": ...}``.
+"""Webhook delivery: each event is signed like Stripe signs it and posted to every endpoint that
+listens to it (:func:`webhook_targets`): the one configured with ``POST /_emulator/config
+{"webhook_url": ..., "webhook_secret": ...}``, and each enabled endpoint created through
+``POST /v1/webhook_endpoints`` whose ``enabled_events`` name the event's type (or ``*``),
+signed with the secret its creation returned.
 
 The ``Stripe-Signature`` header is ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``
 keyed with the secret's UTF-8 bytes, so ``stripe.Webhook.construct_event`` verifies it. A
@@ -35,11 +38,26 @@ def signature_header(body: str, secret: str, timestamp: int | None = None) -> st
     return f"t={at},v1={mac}"
 
 
-class WebhookSender:
-    """One thread posting queued events, in order, to the endpoint configured at send time."""
+def webhook_targets(data: dict[str, Any], event_type: str) -> list[tuple[str, str]]:
+    """(url, secret) of every endpoint an event of ``event_type`` goes to, in the emulator's
+    state ``data`` as it is now."""
+    targets = []
+    config = data["config"]
+    if config.get("webhook_url") and config.get("webhook_secret"):
+        targets.append((config["webhook_url"], config["webhook_secret"]))
+    secrets = data.get("webhook_endpoint_secrets", {})
+    for endpoint in list(data.get("webhook_endpoints", {}).values()):
+        listens = "*" in endpoint["enabled_events"] or event_type in endpoint["enabled_events"]
+        if endpoint["status"] == "enabled" and listens and endpoint["id"] in secrets:
+            targets.append((endpoint["url"], secrets[endpoint["id"]]))
+    return targets
 
-    def __init__(self, config: Callable[[], dict[str, Any]], timeout: float = 5.0):
-        self.config = config  # the emulator's current config (webhook_url, webhook_secret)
+
+class WebhookSender:
+    """One thread posting queued events, in order, to the endpoints listening at send time."""
+
+    def __init__(self, targets: Callable[[str], list[tuple[str, str]]], timeout: float = 5.0):
+        self.targets = targets  # event type -> [(url, secret)] (webhook_targets of the state)
         self.timeout = timeout
         self.queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self.log: deque[dict[str, Any]] = deque(maxlen=500)
@@ -62,19 +80,21 @@ class WebhookSender:
                 self.queue.task_done()
 
     def _deliver(self, event: dict[str, Any]) -> None:
+        delivered: set[str] = set()
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS), start=1):
             time.sleep(delay)
-            config = self.config()
-            url, secret = config.get("webhook_url"), config.get("webhook_secret")
-            if not url or not secret:
-                return  # no endpoint (any more): Stripe would not send either
-            outcome = self._post(url, secret, event)
-            self.log.append(
-                {"event": event["id"], "type": event["type"], "attempt": attempt,
-                 "endpoint": url_origin(url), "outcome": outcome}
-            )  # fmt: skip
-            if outcome.startswith("2"):
+            # endpoints removed since are not tried again: Stripe would not send either
+            pending = [(u, s) for u, s in self.targets(event["type"]) if u not in delivered]
+            if not pending:
                 return
+            for url, secret in pending:
+                outcome = self._post(url, secret, event)
+                self.log.append(
+                    {"event": event["id"], "type": event["type"], "attempt": attempt,
+                     "endpoint": url_origin(url), "outcome": outcome}
+                )  # fmt: skip
+                if outcome.startswith("2"):
+                    delivered.add(url)
 
     def _post(self, url: str, secret: str, event: dict[str, Any]) -> str:
         body = json.dumps(event, indent=2)
