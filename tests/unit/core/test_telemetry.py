@@ -18,9 +18,16 @@ def json_lines():
     stream = io.StringIO()
     configure_logging("json", stream=stream)
     root = logging.getLogger()
+    # uvicorn's loggers as `meterline serve` configures them (serve_log_config: no handler of
+    # their own, propagating to the root). A uvicorn started earlier in this process with
+    # uvicorn's default config leaves "uvicorn" non-propagating, which hid its lines here.
+    uvicorn = logging.getLogger("uvicorn")
+    saved = (uvicorn.handlers[:], uvicorn.propagate)
+    uvicorn.handlers, uvicorn.propagate = [], True
     try:
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
+        uvicorn.handlers, uvicorn.propagate = saved
         for handler in [h for h in root.handlers if getattr(h, "_meterline_structlog", False)]:
             root.removeHandler(handler)
 
